@@ -1,0 +1,47 @@
+//! The crate's one error type.
+
+use core::fmt;
+
+/// Why a kernel refused its arguments.
+///
+/// Every public kernel validates all of its arguments before it writes anything: when it returns
+/// an error, the output slices are untouched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Error {
+    /// The logit scale is NaN or infinite.
+    NonFiniteScale,
+    /// The dropout probability is NaN or outside `[0, 1]`.
+    InvalidProbability,
+    /// A slice does not have the length the call implies (output vs. input, bias or column mask
+    /// vs. row length, a matrix whose length is not a multiple of `cols`, a statistics slice that
+    /// does not hold one entry per row).
+    LengthMismatch {
+        /// The length the call needs.
+        expected: usize,
+        /// The length it was given.
+        found: usize,
+    },
+    /// A training row longer than `u32::MAX` columns: the mask layout indexes columns with 32 bits.
+    RowTooLong,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NonFiniteScale => f.write_str("logit scale is not finite"),
+            Error::InvalidProbability => {
+                f.write_str("dropout probability is NaN or outside [0, 1]")
+            }
+            Error::LengthMismatch { expected, found } => {
+                write!(
+                    f,
+                    "slice length mismatch: expected {expected}, found {found}"
+                )
+            }
+            Error::RowTooLong => f.write_str("training row longer than u32::MAX columns"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,67 @@
+//! The scalar reference passes.
+
+use super::sealed::Passes;
+use super::{DropPlan, Scalar, Scores};
+use crate::dropout::{main_byte, tie_break};
+
+/// `z_j` for one column: the definition every variant reproduces bit for bit.
+#[inline(always)]
+pub(crate) fn score(scale: f32, x: f32, b: Option<f32>, visible: bool) -> f32 {
+    let b_val = b.unwrap_or(0.0);
+    if !visible || x == f32::NEG_INFINITY || b_val == f32::NEG_INFINITY {
+        return f32::NEG_INFINITY;
+    }
+    let sx = scale * x;
+    if b.is_some() { sx + b_val } else { sx }
+}
+
+impl Passes for Scalar {
+    fn scores(
+        sc: &Scores<'_>,
+        src: Option<&[f32]>,
+        dst: &mut [f32],
+        lo: usize,
+        hi: usize,
+    ) -> (f32, bool) {
+        let (mut m, mut nan) = (f32::NEG_INFINITY, false);
+        for j in lo..hi {
+            let x = match src {
+                Some(s) => s.get(j).copied(),
+                None => dst.get(j).copied(),
+            }
+            .unwrap_or(f32::NEG_INFINITY);
+            let b = sc.bias.and_then(|b| b.get(j).copied());
+            let z = score(sc.scale, x, b, sc.columns.visible(j));
+            nan |= z.is_nan();
+            m = m.max(z);
+            if let Some(d) = dst.get_mut(j) {
+                *d = z;
+            }
+        }
+        (m, nan)
+    }
+
+    fn exp_sum(seg: &mut [f32], m: f32) -> f32 {
+        let mut sum = 0.0f64;
+        for v in seg.iter_mut() {
+            *v = libm::expf(*v - m);
+            sum += f64::from(*v);
+        }
+        sum as f32
+    }
+
+    fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
+        let Some(seg) = dst.get_mut(lo..hi) else {
+            return;
+        };
+        for (j, v) in (lo..).zip(seg.iter_mut()) {
+            // The definition itself: U = B << 24 | T, kept iff U >= D.
+            let kept = plan.is_none_or(|p| {
+                let col = j as u32;
+                let u = main_byte(p.key, p.row, col) << 24 | tie_break(p.key, p.row, col);
+                u >= (p.d_hi << 24 | p.d_lo)
+            });
+            *v = if kept { *v * factor } else { 0.0 };
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The few vector operations the kernels need, over `wide`'s 4-, 8- and 16-lane types.
+//!
+//! One trait pair, implemented once per width by a macro, lets every kernel be written once and
+//! instantiated at each width: the widths then differ only in how `wide` lowers them for the
+//! build's target features, and one shared test runs all of them against the scalar reference.
+
+use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
+use wide::{f32x4, f32x8, f32x16, i32x4, i32x8, i32x16, u32x4, u32x8, u32x16};
+
+/// `N` lanes of `f32`. Comparison results are lane masks of the same type (all bits set or clear).
+pub(crate) trait F32s<const N: usize>:
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + BitAnd<Output = Self>
+    + BitOr<Output = Self>
+{
+    /// The matching `u32` vector.
+    type U: U32s<N>;
+    fn splat(v: f32) -> Self;
+    fn load(a: &[f32; N]) -> Self;
+    fn store(self, a: &mut [f32; N]);
+    /// `self * a + b`, fused where the build has FMA (so not bit-identical across builds).
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// Lane maximum; which operand wins when one is NaN is unspecified (callers track NaN apart).
+    fn max_fast(self, o: Self) -> Self;
+    fn eq_mask(self, o: Self) -> Self;
+    fn lt_mask(self, o: Self) -> Self;
+    fn ne_mask(self, o: Self) -> Self;
+    /// `mask ? t : f`, lane by lane.
+    fn select(mask: Self, t: Self, f: Self) -> Self;
+    fn any(self) -> bool;
+    fn reduce_max(self) -> f32;
+    fn reduce_add(self) -> f32;
+    fn to_bits(self) -> Self::U;
+    fn from_bits(u: Self::U) -> Self;
+}
+
+/// `N` lanes of `u32`.
+pub(crate) trait U32s<const N: usize>:
+    Copy
+    + Add<Output = Self>
+    + BitAnd<Output = Self>
+    + BitXor<Output = Self>
+    + Shl<u32, Output = Self>
+    + Shr<u32, Output = Self>
+{
+    fn splat(v: u32) -> Self;
+    fn from_array(a: [u32; N]) -> Self;
+    fn to_array(self) -> [u32; N];
+    /// The low and high halves of the 64-bit products, lane by lane.
+    fn mul_lo_hi(self, o: Self) -> (Self, Self);
+    /// Lanes where `self > o`, both read as `i32` (callers keep values below 2^31).
+    fn gt_mask_i32(self, o: Self) -> Self;
+    fn eq_mask(self, o: Self) -> Self;
+    /// Whether any lane has its sign bit set (true for any set lane of a mask).
+    fn any(self) -> bool;
+}
+
+macro_rules! impl_lanes {
+    ($n:literal, $f:ident, $u:ident, $i:ident) => {
+        impl F32s<$n> for $f {
+            type U = $u;
+            #[inline(always)]
+            fn splat(v: f32) -> Self {
+                $f::splat(v)
+            }
+            #[inline(always)]
+            fn load(a: &[f32; $n]) -> Self {
+                $f::new(*a)
+            }
+            #[inline(always)]
+            fn store(self, a: &mut [f32; $n]) {
+                *a = self.to_array();
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                $f::mul_add(self, a, b)
+            }
+            #[inline(always)]
+            fn max_fast(self, o: Self) -> Self {
+                $f::fast_max(self, o)
+            }
+            #[inline(always)]
+            fn eq_mask(self, o: Self) -> Self {
+                self.simd_eq(o)
+            }
+            #[inline(always)]
+            fn lt_mask(self, o: Self) -> Self {
+                self.simd_lt(o)
+            }
+            #[inline(always)]
+            fn ne_mask(self, o: Self) -> Self {
+                self.simd_ne(o)
+            }
+            #[inline(always)]
+            fn select(mask: Self, t: Self, f: Self) -> Self {
+                mask.select(t, f)
+            }
+            #[inline(always)]
+            fn any(self) -> bool {
+                $f::any(self)
+            }
+            #[inline(always)]
+            fn reduce_max(self) -> f32 {
+                self.to_array()
+                    .into_iter()
+                    .fold(f32::NEG_INFINITY, f32::max)
+            }
+            #[inline(always)]
+            fn reduce_add(self) -> f32 {
+                $f::reduce_add(self)
+            }
+            #[inline(always)]
+            fn to_bits(self) -> $u {
+                wide::bytemuck::cast(self)
+            }
+            #[inline(always)]
+            fn from_bits(u: $u) -> Self {
+                wide::bytemuck::cast(u)
+            }
+        }
+
+        impl U32s<$n> for $u {
+            #[inline(always)]
+            fn splat(v: u32) -> Self {
+                $u::splat(v)
+            }
+            #[inline(always)]
+            fn from_array(a: [u32; $n]) -> Self {
+                $u::new(a)
+            }
+            #[inline(always)]
+            fn to_array(self) -> [u32; $n] {
+                $u::to_array(self)
+            }
+            #[inline(always)]
+            fn mul_lo_hi(self, o: Self) -> (Self, Self) {
+                self.mul_keep_low_high(o)
+            }
+            #[inline(always)]
+            fn gt_mask_i32(self, o: Self) -> Self {
+                let a: $i = wide::bytemuck::cast(self);
+                let b: $i = wide::bytemuck::cast(o);
+                wide::bytemuck::cast(a.simd_gt(b))
+            }
+            #[inline(always)]
+            fn eq_mask(self, o: Self) -> Self {
+                self.simd_eq(o)
+            }
+            #[inline(always)]
+            fn any(self) -> bool {
+                $u::any(self)
+            }
+        }
+    };
+}
+
+impl_lanes!(4, f32x4, u32x4, i32x4);
+impl_lanes!(8, f32x8, u32x8, i32x8);
+impl_lanes!(16, f32x16, u32x16, i32x16);

@@ -1,0 +1,54 @@
+//! Shared helpers for the integration tests: deterministic data and the f64 oracle.
+#![allow(dead_code)]
+
+use dropmax::{Dropout, DropoutKey, keep};
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+/// A deterministic generator for test data.
+pub fn rng(seed: u64) -> Pcg64Mcg {
+    Pcg64Mcg::seed_from_u64(seed)
+}
+
+/// Uniform f32 in [lo, hi).
+pub fn uniform(r: &mut Pcg64Mcg, lo: f32, hi: f32) -> f32 {
+    let u = (r.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
+    lo + (hi - lo) * u
+}
+
+/// A row of n uniform logits in [lo, hi).
+pub fn row(r: &mut Pcg64Mcg, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| uniform(r, lo, hi)).collect()
+}
+
+/// The exact (f64) softmax-dropout of already-computed f32 scores `z` (`-inf` = excluded), the
+/// oracle the error bound is stated against. Returns the outputs and `m`.
+pub fn oracle(z: &[f32], train: Option<(&Dropout, DropoutKey, u64)>) -> (Vec<f64>, f64) {
+    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if m == f64::NEG_INFINITY {
+        return (vec![0.0; z.len()], m);
+    }
+    let e: Vec<f64> = z.iter().map(|&v| ((v as f64) - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    let out = e
+        .iter()
+        .enumerate()
+        .map(|(j, &e)| match train {
+            None => e / s,
+            Some((d, key, row)) => {
+                if keep(d, key, row, j as u32) {
+                    e / s / d.keep_probability()
+                } else {
+                    0.0
+                }
+            }
+        })
+        .collect();
+    (out, m)
+}
+
+/// The documented bound for one element: `(1e-6 + 2^-24 |z - m|) * y* + 2^-126 * rescale / S`.
+pub fn bound(y_star: f64, z: f32, m: f64, rescale: f64, rel: f64) -> f64 {
+    let d = (z as f64 - m).abs();
+    (rel + d * f64::from(2f32.powi(-24))) * y_star + f64::from(f32::MIN_POSITIVE) * rescale
+}
