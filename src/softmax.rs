@@ -40,7 +40,7 @@ pub enum Mode {
 /// element in evaluation on AVX-512 with the row in cache; masked columns cost one store.
 ///
 /// `K` is the kernel variant, [`Best`] unless chosen with [`with_kernel`](Self::with_kernel).
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct SoftmaxDropout<'a, K: RowKernel = Best> {
     scale: f32,
     mode: Mode,
@@ -48,6 +48,14 @@ pub struct SoftmaxDropout<'a, K: RowKernel = Best> {
     bias: Option<&'a [f32]>,
     kernel: PhantomData<K>,
 }
+
+// Manual impls: the kernel is a marker, so copying never needs `K: Copy`.
+impl<K: RowKernel> Clone for SoftmaxDropout<'_, K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K: RowKernel> Copy for SoftmaxDropout<'_, K> {}
 
 impl<'a> SoftmaxDropout<'a, Best> {
     /// A fused operation with logit scale `scale` (e.g. `1/sqrt(d_k)`), no mask and no bias.

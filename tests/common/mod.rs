@@ -52,3 +52,26 @@ pub fn bound(y_star: f64, z: f32, m: f64, rescale: f64, rel: f64) -> f64 {
     let d = (z as f64 - m).abs();
     (rel + d * f64::from(2f32.powi(-24))) * y_star + f64::from(f32::MIN_POSITIVE) * rescale
 }
+
+/// Runs `$body` once per kernel variant, with `$k` bound to the variant type.
+#[macro_export]
+macro_rules! for_each_kernel {
+    ($k:ident => $body:block) => {{
+        {
+            type $k = dropmax::Scalar;
+            $body
+        }
+        {
+            type $k = dropmax::Wide4;
+            $body
+        }
+        {
+            type $k = dropmax::Wide8;
+            $body
+        }
+        {
+            type $k = dropmax::Wide16;
+            $body
+        }
+    }};
+}

@@ -1,0 +1,124 @@
+//! The result does not depend on how the work is split: one call, row by row, arbitrary row
+//! ranges, in place or not; and a row's mask does not depend on its length or on the variant.
+
+mod common;
+
+use common::*;
+use dropmax::{Dropout, DropoutKey, Mask, RowKernel, RowStats, SoftmaxDropout};
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+fn split_invariance<K: RowKernel>() {
+    let mut r = rng(21);
+    let (rows, cols) = (37usize, 45usize);
+    let x = row(&mut r, rows * cols, -5.0, 5.0);
+    let bias = row(&mut r, cols, -1.0, 1.0);
+    let key = DropoutKey::new(u64::MAX - 3, u64::MAX - 10); // row ids wrap inside the matrix
+    let first_row = 4;
+    for mask in [
+        Mask::none(),
+        Mask::causal(3),
+        Mask::sliding_window(20, 7).with_key_len(40),
+    ] {
+        let op = SoftmaxDropout::train(0.3, Dropout::new(0.2).unwrap(), key)
+            .unwrap()
+            .with_mask(mask)
+            .with_bias(&bias)
+            .with_kernel::<K>();
+        let mut whole = vec![0.0; x.len()];
+        let mut st_whole = vec![RowStats::EMPTY; rows];
+        op.forward_rows(first_row, cols, &x, &mut whole, Some(&mut st_whole))
+            .unwrap();
+
+        let mut in_place = x.clone();
+        op.forward_rows_in_place(first_row, cols, &mut in_place, None)
+            .unwrap();
+        assert_eq!(bits(&in_place), bits(&whole), "{}: in place", K::NAME);
+
+        // Arbitrary row ranges: each range's mask starts at its own first query position.
+        let mut pieces = vec![0.0; x.len()];
+        let cuts = [0usize, 1, 2, 10, 11, 30, 37];
+        for w in cuts.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let shifted = match mask {
+                m if m == Mask::none() => m,
+                m if m == Mask::causal(3) => Mask::causal(3 + a),
+                _ => Mask::sliding_window(20 + a, 7).with_key_len(40),
+            };
+            let op = op.with_mask(shifted);
+            op.forward_rows(
+                first_row + a as u64,
+                cols,
+                &x[a * cols..b * cols],
+                &mut pieces[a * cols..b * cols],
+                None,
+            )
+            .unwrap();
+        }
+        assert_eq!(bits(&pieces), bits(&whole), "{}: row ranges", K::NAME);
+
+        // Row by row through the single-row API.
+        for i in 0..rows {
+            let shifted = match mask {
+                m if m == Mask::none() => m,
+                m if m == Mask::causal(3) => Mask::causal(3 + i),
+                _ => Mask::sliding_window(20 + i, 7).with_key_len(40),
+            };
+            let mut y = vec![0.0; cols];
+            let st = op
+                .with_mask(shifted)
+                .forward(first_row + i as u64, &x[i * cols..(i + 1) * cols], &mut y)
+                .unwrap();
+            assert_eq!(
+                bits(&y),
+                bits(&whole[i * cols..(i + 1) * cols]),
+                "{}: row {i}",
+                K::NAME
+            );
+            assert_eq!(format!("{st:?}"), format!("{:?}", st_whole[i]));
+        }
+    }
+}
+
+#[test]
+fn splitting_rows_never_changes_a_bit() {
+    for_each_kernel!(K => { split_invariance::<K>(); });
+}
+
+/// The kept pattern of columns `0..k` is the same for a row of any length `>= k`, any mask that
+/// leaves them visible, and every variant (logits in [-1, 1]: no probability underflows, so the
+/// zeros are exactly the dropped elements).
+#[test]
+fn mask_is_independent_of_row_length_and_variant() {
+    let mut r = rng(22);
+    let full = row(&mut r, 1100, -1.0, 1.0);
+    let key = DropoutKey::new(0xDEAD_BEEF, 17);
+    let dropout = Dropout::new(1.0 / 3.0).unwrap();
+    let reference: Vec<bool> = (0..full.len() as u32)
+        .map(|j| dropmax::keep(&dropout, key, 9, j))
+        .collect();
+    for_each_kernel!(K => {
+        for n in [1usize, 7, 16, 63, 64, 255, 256, 257, 700, 1100] {
+            let op = SoftmaxDropout::train(1.0, dropout, key).unwrap().with_kernel::<K>();
+            let mut y = vec![0.0; n];
+            op.forward(9, &full[..n], &mut y).unwrap();
+            let kept: Vec<bool> = y.iter().map(|&v| v != 0.0).collect();
+            assert_eq!(kept, reference[..n], "{} n={n}", K::NAME);
+            // A causal band that starts mid-row keeps the same decisions inside it.
+            let op = op.with_mask(Mask::band(n / 2, n / 4, 0));
+            op.forward(9, &full[..n], &mut y).unwrap();
+            let lo = n / 2 - n / 4;
+            let kept: Vec<bool> = y[lo..=n / 2].iter().map(|&v| v != 0.0).collect();
+            assert_eq!(kept, reference[lo..=n / 2], "{} band n={n}", K::NAME);
+            assert!(y[..lo].iter().chain(&y[n / 2 + 1..]).all(|&v| v.to_bits() == 0));
+        }
+        // Dropout alone uses the same mask.
+        let mut ones = vec![1.0f32; full.len()];
+        dropout.apply_with::<K>(key, 9, &mut ones).unwrap();
+        let kept: Vec<bool> = ones.iter().map(|&v| v != 0.0).collect();
+        assert_eq!(kept, reference, "{} apply", K::NAME);
+        assert!(ones.iter().all(|&v| v == 0.0 || v == dropout.rescale()));
+    });
+}
