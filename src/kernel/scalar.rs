@@ -3,6 +3,7 @@
 use super::sealed::Passes;
 use super::{DropPlan, Scalar, Scores};
 use crate::dropout::{main_byte, tie_break};
+use crate::exp::CUTOFF;
 
 /// `z_j` for one column: the definition every variant reproduces bit for bit.
 #[inline(always)]
@@ -44,7 +45,9 @@ impl Passes for Scalar {
     fn exp_sum(seg: &mut [f32], m: f32) -> f32 {
         let mut sum = 0.0f64;
         for v in seg.iter_mut() {
-            *v = libm::expf(*v - m);
+            let d = *v - m;
+            // The flush every variant shares: e below 2^-126 is 0, never subnormal.
+            *v = if d < CUTOFF { 0.0 } else { libm::expf(d) };
             sum += f64::from(*v);
         }
         sum as f32
