@@ -101,3 +101,8 @@ pub use mask::Mask;
 pub use softmax::{Mode, SoftmaxDropout};
 /// The SIMD crate whose vector types appear in [`philox`]'s signatures.
 pub use wide;
+
+/// The README's code runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
