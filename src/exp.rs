@@ -17,16 +17,16 @@ const LOG2E: f32 = core::f32::consts::LOG2_E;
 /// `1.5 * 2^23 + 127`: adding it rounds to an integer and leaves `n + 127` in the low bits.
 const MAGIC_BIAS: f32 = 12_583_039.0;
 /// `ln 2` split so that `n * LN2_HI` is exact for `|n| <= 128`.
-const LN2_HI: f32 = 0.693_145_75; // 0x1.62E400p-1: low 9 mantissa bits zero
-const LN2_LO: f32 = 1.428_606_8e-6; // 0x1.7F7D1Cp-20
+const LN2_HI: f32 = f32::from_bits(0x3F31_7200); // 0x1.62E400p-1: low 9 mantissa bits zero
+const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E); // 0x1.7F7D1Cp-20 = ln 2 - LN2_HI
 /// Polynomial: `e^t ~ 1 + t * (C1 + t * (C2 + t * (C3 + t * (C4 + t * C5))))`.
 /// Minimax for relative error on `[-0.3466, 0.3466]` (Remez with `c0 = 1` pinned, then rounded
 /// to f32 one coefficient at a time, re-fitting the rest); the real-valued error is 9.2e-8.
-const C1: f32 = 0.999_999_702; // 0x1.FFFFF6p-1
-const C2: f32 = 0.499_991_477; // 0x1.FFFDC4p-2
-const C3: f32 = 0.166_676_596; // 0x1.555A8Ap-3
-const C4: f32 = 0.041_898_168_6; // 0x1.573AD4p-5
-const C5: f32 = 0.008_288_476_62; // 0x1.0F98C8p-7
+const C1: f32 = f32::from_bits(0x3F7F_FFFB); // 0x1.FFFFF6p-1 = 0.999999702
+const C2: f32 = f32::from_bits(0x3EFF_FEE2); // 0x1.FFFDC4p-2 = 0.499991477
+const C3: f32 = f32::from_bits(0x3E2A_AD45); // 0x1.555A8Ap-3 = 0.166676596
+const C4: f32 = f32::from_bits(0x3D2B_9D6A); // 0x1.573AD4p-5 = 0.0418981686
+const C5: f32 = f32::from_bits(0x3C07_CC64); // 0x1.0F98C8p-7 = 0.00828847662
 /// Below this, `e^d < 2^-126`: flushed to zero.
 pub(crate) const CUTOFF: f32 = -87.336_54;
 
