@@ -106,9 +106,10 @@ impl Dropout {
 
 /// The dropout key: a seed and an offset added to every row id.
 ///
-/// Row `r` of a call draws its mask from global row id `offset + r` (wrapping), so giving each
-/// training step (or each layer) its own `offset`, or its own `seed`, gives it fresh masks, and a
-/// backward pass regenerates a forward mask from the same key and row.
+/// Row `r` of a call draws its mask from global row id `offset + r` (wrapping): keys
+/// `(seed, o)` and `(seed, o + 1)` share every row but one, shifted by one. For fresh masks, give
+/// each training step (or layer) its own `seed`, or advance `offset` by at least the number of
+/// rows it covers. A backward pass regenerates a forward mask from the same key and row.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DropoutKey {
     /// Philox key: `[seed as u32, (seed >> 32) as u32]`.
