@@ -1,1 +1,259 @@
-fn main() {}
+//! Throughput of the fused scale-mask-softmax-dropout kernel against its baselines.
+//!
+//! Every function runs over one whole row-major matrix of `rows x cols` logits with
+//! [`SoftmaxDropout::forward_rows`] (out of place, `x -> y`, row statistics written to a buffer),
+//! and criterion reports elements per second with `Throughput::Elements(rows * cols)`; divide to
+//! get ns per element. Data: deterministic uniform logits in `[-4, 4)` (`Pcg64Mcg`), scale `1/8`,
+//! dropout `p = 0.1`.
+//!
+//! Groups, named `ROWSxCOLS`: one per row length `cols` in {64, 256, 1024, 4096, 16384} with
+//! `rows` chosen so that `x` is 1 MiB (`y` another 1 MiB, so about 2 MiB are touched: the L2 of
+//! a recent x86 core), plus `8192x1024` (32 MiB each for `x` and `y`: out of L1/L2, though it may
+//! still fit a large shared L3). In each group:
+//!
+//! - `eval_full`: evaluation, no mask;
+//! - `train_full`: training with `p = 0.1`, no mask;
+//! - `eval_causal`, `train_causal`: causal mask arranged so that the *average visible fraction of
+//!   a row is 1/2* (exactly `1/2 + 1/(2 cols)`), so that "a causal row costs at most ~0.6x a full
+//!   one" is a fair comparison. When `rows >= cols` the matrix is cut into square `cols x cols`
+//!   blocks, each called with `Mask::causal(0)` (row `i` of a block sees `i + 1` columns). When
+//!   `rows < cols` one call uses `Mask::causal(cols/2 - rows/2)`, so the rows see
+//!   `cols/2 - rows/2 + 1 ..= cols/2 + rows/2` columns, averaging `cols/2 + 1/2`;
+//! - `unfused_train_full`: the framework-style pipeline from the same primitives, three separate
+//!   passes over the whole matrix: (1) `t = scale * x` into a temporary matrix, (2)
+//!   `SoftmaxDropout::eval(1.0)` `t -> y`, (3) `Dropout::apply` row by row on `y`. All buffers
+//!   are allocated outside the timed loop; the setup checks that it drops exactly the same
+//!   elements as `train_full`;
+//! - `softmax_only`: evaluation with scale 1, no mask: the softmax alone;
+//! - `copy`: `y.copy_from_slice(&x)`, the memory floor.
+//!
+//! A last group, `variants_256x1024_train_full`, runs `train_full` on `256x1024` with each SIMD
+//! variant (`Wide4`, `Wide8`, `Wide16`; `Best` is `Wide16`; `Scalar` is too slow to be useful).
+//!
+//! The `wide` vectors pick their instructions at compile time, so figures mean nothing without
+//! the build flags: always quote them with their `RUSTFLAGS`, e.g.
+//!
+//! ```text
+//! RUSTFLAGS="-C target-cpu=native" cargo bench --bench fused
+//! ```
+//!
+//! and take ratios only between functions of the same run.
+
+use std::hint::black_box;
+use std::ops::Range;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use dropmax::{
+    Dropout, DropoutKey, Mask, RowKernel, RowStats, SoftmaxDropout, Wide4, Wide8, Wide16,
+};
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+/// Logit scale, `1/sqrt(64)`.
+const SCALE: f32 = 0.125;
+/// Dropout probability of the training benches.
+const P: f64 = 0.1;
+/// The dropout key of the training benches.
+const KEY: DropoutKey = DropoutKey::new(0x5EED_D12C_0FFE_E000, 0);
+/// Size of `x` for the in-cache groups.
+const IN_CACHE_BYTES: usize = 1 << 20;
+/// Row lengths of the in-cache groups.
+const COLS: [usize; 5] = [64, 256, 1024, 4096, 16384];
+/// The out-of-cache case, `rows x cols`.
+const OUT_OF_CACHE: (usize, usize) = (8192, 1024);
+
+/// `n` deterministic uniform logits in `[-4, 4)`.
+fn logits(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let u = (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
+            -4.0 + 8.0 * u
+        })
+        .collect()
+}
+
+/// The causal calls over a `rows x cols` matrix whose average visible fraction is 1/2:
+/// `(rows of the call, query position of its first row)`.
+fn causal_blocks(rows: usize, cols: usize) -> Vec<(Range<usize>, usize)> {
+    if rows >= cols {
+        // Square blocks, each the top-left corner of a causal attention matrix.
+        (0..rows)
+            .step_by(cols)
+            .map(|start| (start..(start + cols).min(rows), 0))
+            .collect()
+    } else {
+        // One band of rows centred on the middle of the row length.
+        vec![(0..rows, cols / 2 - rows / 2)]
+    }
+}
+
+/// The average fraction of visible columns per row of [`causal_blocks`].
+fn visible_fraction(rows: usize, cols: usize) -> f64 {
+    let visible: usize = causal_blocks(rows, cols)
+        .into_iter()
+        .flat_map(|(range, q)| (0..range.len()).map(move |i| (q + i + 1).min(cols)))
+        .sum();
+    visible as f64 / (rows * cols) as f64
+}
+
+/// One matrix and its buffers, allocated once per group.
+struct Bufs {
+    rows: usize,
+    cols: usize,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    t: Vec<f32>,
+    stats: Vec<RowStats>,
+}
+
+impl Bufs {
+    fn new(rows: usize, cols: usize) -> Self {
+        let n = rows * cols;
+        Self {
+            rows,
+            cols,
+            x: logits(n, (rows as u64) << 32 | cols as u64),
+            y: vec![0.0; n],
+            t: vec![0.0; n],
+            stats: vec![RowStats::EMPTY; rows],
+        }
+    }
+}
+
+fn train_op() -> SoftmaxDropout<'static> {
+    SoftmaxDropout::train(SCALE, Dropout::new(P).expect("valid p"), KEY).expect("finite scale")
+}
+
+/// The fused operation over the whole matrix, no mask.
+fn fused_full<K: RowKernel>(op: &SoftmaxDropout<'_, K>, b: &mut Bufs) {
+    op.forward_rows(
+        0,
+        b.cols,
+        black_box(&b.x),
+        black_box(&mut b.y),
+        Some(&mut b.stats),
+    )
+    .expect("valid shapes");
+}
+
+/// The fused operation over the whole matrix with the causal calls of [`causal_blocks`].
+fn fused_causal(ops: &[(Range<usize>, SoftmaxDropout<'_>)], b: &mut Bufs) {
+    let (x, y, cols) = (black_box(&b.x), black_box(&mut b.y), b.cols);
+    for (rows, op) in ops {
+        let cells = rows.start * cols..rows.end * cols;
+        op.forward_rows(
+            rows.start as u64,
+            cols,
+            &x[cells.clone()],
+            &mut y[cells],
+            Some(&mut b.stats[rows.clone()]),
+        )
+        .expect("valid shapes");
+    }
+}
+
+/// The three-pass pipeline: scale into `t`, softmax `t -> y`, dropout on `y`.
+fn unfused_train(softmax: &SoftmaxDropout<'_>, dropout: &Dropout, b: &mut Bufs) {
+    let x = black_box(&b.x);
+    for (t, &v) in b.t.iter_mut().zip(x) {
+        *t = SCALE * v;
+    }
+    softmax
+        .forward_rows(0, b.cols, &b.t, &mut b.y, Some(&mut b.stats))
+        .expect("valid shapes");
+    for (i, row) in b.y.chunks_exact_mut(b.cols).enumerate() {
+        dropout.apply(KEY, i as u64, row).expect("row fits");
+    }
+    black_box(&mut b.y);
+}
+
+fn configure(g: &mut BenchmarkGroup<'_, WallTime>, b: &Bufs) {
+    g.throughput(Throughput::Elements((b.rows * b.cols) as u64))
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+}
+
+fn matrix_group(c: &mut Criterion, rows: usize, cols: usize) {
+    let mut b = Bufs::new(rows, cols);
+    let frac = visible_fraction(rows, cols);
+    assert!(
+        (frac - 0.5).abs() <= 0.5 / cols as f64 + 1e-12,
+        "causal visible fraction {frac} for {rows}x{cols}"
+    );
+
+    let eval = SoftmaxDropout::eval(SCALE).expect("finite scale");
+    let train = train_op();
+    let softmax = SoftmaxDropout::eval(1.0).expect("finite scale");
+    let dropout = Dropout::new(P).expect("valid p");
+    let causal = |op: SoftmaxDropout<'static>| -> Vec<(Range<usize>, SoftmaxDropout<'static>)> {
+        causal_blocks(rows, cols)
+            .into_iter()
+            .map(|(r, q)| (r, op.with_mask(Mask::causal(q))))
+            .collect()
+    };
+    let eval_causal = causal(eval);
+    let train_causal = causal(train);
+
+    // The unfused pipeline must drop exactly the elements the fused kernel drops.
+    fused_full(&train, &mut b);
+    let fused_zeros: Vec<bool> = b.y.iter().map(|&v| v == 0.0).collect();
+    unfused_train(&softmax, &dropout, &mut b);
+    assert!(
+        b.y.iter().map(|&v| v == 0.0).eq(fused_zeros),
+        "unfused and fused dropout masks differ"
+    );
+
+    let mut g = c.benchmark_group(format!("{rows}x{cols}"));
+    configure(&mut g, &b);
+    g.bench_function("eval_full", |bch| bch.iter(|| fused_full(&eval, &mut b)));
+    g.bench_function("train_full", |bch| bch.iter(|| fused_full(&train, &mut b)));
+    g.bench_function("eval_causal", |bch| {
+        bch.iter(|| fused_causal(&eval_causal, &mut b))
+    });
+    g.bench_function("train_causal", |bch| {
+        bch.iter(|| fused_causal(&train_causal, &mut b))
+    });
+    g.bench_function("unfused_train_full", |bch| {
+        bch.iter(|| unfused_train(&softmax, &dropout, &mut b))
+    });
+    g.bench_function("softmax_only", |bch| {
+        bch.iter(|| fused_full(&softmax, &mut b))
+    });
+    g.bench_function("copy", |bch| {
+        bch.iter(|| {
+            b.y.copy_from_slice(black_box(&b.x));
+            black_box(&mut b.y);
+        })
+    });
+    g.finish();
+}
+
+fn by_row_length(c: &mut Criterion) {
+    for cols in COLS {
+        matrix_group(c, IN_CACHE_BYTES / 4 / cols, cols);
+    }
+    let (rows, cols) = OUT_OF_CACHE;
+    matrix_group(c, rows, cols);
+}
+
+fn variant<K: RowKernel>(g: &mut BenchmarkGroup<'_, WallTime>, b: &mut Bufs) {
+    let op = train_op().with_kernel::<K>();
+    g.bench_function(K::NAME, |bch| bch.iter(|| fused_full(&op, b)));
+}
+
+fn variants(c: &mut Criterion) {
+    let mut b = Bufs::new(256, 1024);
+    let mut g = c.benchmark_group("variants_256x1024_train_full");
+    configure(&mut g, &b);
+    variant::<Wide4>(&mut g, &mut b);
+    variant::<Wide8>(&mut g, &mut b);
+    variant::<Wide16>(&mut g, &mut b);
+    g.finish();
+}
+
+criterion_group!(benches, by_row_length, variants);
+criterion_main!(benches);
