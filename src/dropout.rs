@@ -7,7 +7,7 @@
 //! ```text
 //! k        = [seed as u32, (seed >> 32) as u32]          Philox key
 //! R        = offset + r  (wrapping, 64 bits)             global row id
-//! g        = j / 256,  lane = j % 16,  word = (j / 16) % 4,  byte = (j / 64) % 4
+//! g        = j / 256,  word = (j / 64) % 4,  lane = (j % 64) / 4,  byte = j % 4
 //! block    = 16 * g + lane
 //! B(r, j)  = (philox4x32_10([block, 0, R as u32, (R >> 32) as u32], k)[word] >> (8 * byte)) & 0xFF
 //! T(r, j)  =  philox4x32_10([j,     1, R as u32, (R >> 32) as u32], k)[0] & 0xFF_FFFF
@@ -16,10 +16,12 @@
 //! ```
 //!
 //! Counter word 1 separates the two streams (0: main, 1: tie-break), so they never share a block.
-//! Within a group of 256 columns, 16 Philox blocks give 256 bytes: a vector of 16 (or 8, or 4)
-//! consecutive columns starting at a multiple of its width reads its bytes from one word of one
-//! batch of blocks with a single shift, with no transposes. The tie-break word `T` is needed only
-//! when `B == D >> 24` (probability 1/256 per element) and never when `D` is a multiple of 2^24.
+//! Within a group of 256 columns, 16 Philox blocks give 256 bytes: word `w` of blocks
+//! `16 g .. 16 g + 16`, read as bytes in little-endian memory order, decides columns
+//! `256 g + 64 w .. 256 g + 64 w + 64` in order. So a vector of 4, 8 or 16 blocks compares its raw
+//! bytes against `D >> 24` in one instruction and gets the keep bits of 16, 32 or 64 consecutive
+//! columns, with no shifts or transposes. The tie-break word `T` is needed only when
+//! `B == D >> 24` (probability 1/256 per element) and never when `D` is a multiple of 2^24.
 //!
 //! `keep` is therefore a pure function of `(seed, offset, r, j)` and `p`: it does not depend on
 //! the row's length, on which columns are masked, on how rows are split across calls or threads,
@@ -159,9 +161,9 @@ pub(crate) fn tie_break(key: [u32; 2], row: [u32; 2], col: u32) -> u32 {
 /// The 8-bit main slice `B(r, j)` (see the [module docs](self)).
 #[inline]
 pub(crate) fn main_byte(key: [u32; 2], row: [u32; 2], col: u32) -> u32 {
-    let block = 16 * (col / 256) + col % 16;
-    let word = (col / 16) % 4;
-    let byte = (col / 64) % 4;
+    let block = 16 * (col / 256) + (col % 64) / 4;
+    let word = (col / 64) % 4;
+    let byte = col % 4;
     let out = philox4x32_10(main_counter(block, row), key);
     let w = match word {
         0 => out[0],

@@ -5,7 +5,7 @@
 //! build's target features, and one shared test runs all of them against the scalar reference.
 
 use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
-use wide::{f32x4, f32x8, f32x16, i32x4, i32x8, i32x16, u32x4, u32x8, u32x16};
+use wide::{f32x4, f32x8, f32x16, i32x4, i32x8, i32x16, u8x16, u8x32, u8x64, u32x4, u32x8, u32x16};
 
 /// `N` lanes of `f32`. Comparison results are lane masks of the same type (all bits set or clear).
 pub(crate) trait F32s<const N: usize>:
@@ -48,18 +48,21 @@ pub(crate) trait U32s<const N: usize>:
 {
     fn splat(v: u32) -> Self;
     fn from_array(a: [u32; N]) -> Self;
-    fn to_array(self) -> [u32; N];
     /// The low and high halves of the 64-bit products, lane by lane.
     fn mul_lo_hi(self, o: Self) -> (Self, Self);
     /// Lanes where `self > o`, both read as `i32` (callers keep values below 2^31).
     fn gt_mask_i32(self, o: Self) -> Self;
     fn eq_mask(self, o: Self) -> Self;
-    /// Whether any lane has its sign bit set (true for any set lane of a mask).
-    fn any(self) -> bool;
+    /// Bit `l` = the sign bit of lane `l` (lane `l` of a mask is set).
+    fn bitmask(self) -> u32;
+    /// The `4 N` bytes of the lanes in little-endian order (byte `i` = bits `8 (i % 4)..` of lane
+    /// `i / 4`), compared with `gt` and `eq`: bit `i` of the results is `byte_i > gt` and
+    /// `byte_i == eq`.
+    fn byte_masks(self, gt: u8, eq: u8) -> (u64, u64);
 }
 
 macro_rules! impl_lanes {
-    ($n:literal, $f:ident, $u:ident, $i:ident) => {
+    ($n:literal, $f:ident, $u:ident, $i:ident, $b:ident) => {
         impl F32s<$n> for $f {
             type U = $u;
             #[inline(always)]
@@ -132,10 +135,6 @@ macro_rules! impl_lanes {
                 $u::new(a)
             }
             #[inline(always)]
-            fn to_array(self) -> [u32; $n] {
-                $u::to_array(self)
-            }
-            #[inline(always)]
             fn mul_lo_hi(self, o: Self) -> (Self, Self) {
                 self.mul_keep_low_high(o)
             }
@@ -150,13 +149,29 @@ macro_rules! impl_lanes {
                 self.simd_eq(o)
             }
             #[inline(always)]
-            fn any(self) -> bool {
-                $u::any(self)
+            fn bitmask(self) -> u32 {
+                self.to_bitmask()
+            }
+            #[inline(always)]
+            fn byte_masks(self, gt: u8, eq: u8) -> (u64, u64) {
+                // A cast reads the bytes in memory order, which is the required order only on
+                // little-endian targets; elsewhere shift them out of the lanes.
+                #[cfg(target_endian = "little")]
+                let bytes: $b = wide::bytemuck::cast(self);
+                #[cfg(not(target_endian = "little"))]
+                let bytes = {
+                    let a = self.to_array();
+                    $b::new(core::array::from_fn(|i| (a[i / 4] >> (8 * (i % 4))) as u8))
+                };
+                (
+                    u64::from(bytes.simd_gt($b::splat(gt)).to_bitmask()),
+                    u64::from(bytes.simd_eq($b::splat(eq)).to_bitmask()),
+                )
             }
         }
     };
 }
 
-impl_lanes!(4, f32x4, u32x4, i32x4);
-impl_lanes!(8, f32x8, u32x8, i32x8);
-impl_lanes!(16, f32x16, u32x16, i32x16);
+impl_lanes!(4, f32x4, u32x4, i32x4, u8x16);
+impl_lanes!(8, f32x8, u32x8, i32x8, u8x32);
+impl_lanes!(16, f32x16, u32x16, i32x16, u8x64);

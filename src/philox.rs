@@ -72,6 +72,34 @@ pub(crate) fn philox_lanes<const N: usize, U: U32s<N>>(counter: [U; 4], key: [u3
     [c0, c1, c2, c3]
 }
 
+/// Two independent [`philox_lanes`] batches, their rounds interleaved: one batch is a chain of
+/// ten dependent multiply rounds (latency-bound), two in flight fill the multiplier's pipeline.
+#[inline(always)]
+pub(crate) fn philox_lanes_x2<const N: usize, U: U32s<N>>(
+    a: [U; 4],
+    b: [U; 4],
+    key: [u32; 2],
+) -> ([U; 4], [U; 4]) {
+    let [mut a0, mut a1, mut a2, mut a3] = a;
+    let [mut b0, mut b1, mut b2, mut b3] = b;
+    let (m0, m1) = (U::splat(M0), U::splat(M1));
+    let [mut k0, mut k1] = key;
+    for round in 0..ROUNDS {
+        if round > 0 {
+            k0 = k0.wrapping_add(W0);
+            k1 = k1.wrapping_add(W1);
+        }
+        let (kv0, kv1) = (U::splat(k0), U::splat(k1));
+        let (alo0, ahi0) = a0.mul_lo_hi(m0);
+        let (blo0, bhi0) = b0.mul_lo_hi(m0);
+        let (alo1, ahi1) = a2.mul_lo_hi(m1);
+        let (blo1, bhi1) = b2.mul_lo_hi(m1);
+        (a0, a1, a2, a3) = (ahi1 ^ a1 ^ kv0, alo1, ahi0 ^ a3 ^ kv1, alo0);
+        (b0, b1, b2, b3) = (bhi1 ^ b1 ^ kv0, blo1, bhi0 ^ b3 ^ kv1, blo0);
+    }
+    ([a0, a1, a2, a3], [b0, b1, b2, b3])
+}
+
 /// Four Philox4x32-10 blocks at once: lane `l` of the result is
 /// `philox4x32_10([counter[0][l], counter[1][l], counter[2][l], counter[3][l]], key)`, word by word.
 #[inline]

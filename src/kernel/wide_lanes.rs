@@ -1,4 +1,8 @@
 //! The three passes on `wide` vectors of `N` lanes, written once for every width.
+//!
+//! Loops take chunks in pairs with two accumulators: a single `max` or `add` chain would cost
+//! its full latency per chunk. Rows that do not fill a chunk are finished through a padded
+//! copy, so every lane count runs the same arithmetic on every element.
 
 use super::sealed::Passes;
 use super::{DropPlan, Scores, Wide4, Wide8, Wide16};
@@ -6,43 +10,165 @@ use crate::dropout::{GROUP, main_counter};
 use crate::exp::exp_rr2_p5;
 use crate::lanes::{F32s, U32s};
 use crate::mask::Columns;
-use crate::philox::philox_lanes;
+use crate::philox::{philox_lanes, philox_lanes_x2};
 use wide::{f32x4, f32x8, f32x16};
 
-/// Chunks summed into one partial vector before it joins the running total: keeps the longest
-/// chain of f32 additions near `16 + n / (16 N)` instead of `n / N`.
-const SUM_BLOCK: usize = 16;
+/// Pairs of chunks summed into one partial vector before it joins the running total: keeps the
+/// longest chain of `f32` additions near `SUM_BLOCK + n / (2 N SUM_BLOCK)` instead of `n / N`.
+const SUM_BLOCK: usize = 8;
 
-/// Visibility of the `N` columns from `j0` as a lane mask (all bits set = visible).
+/// `N` values from `src` (shorter than `N`), the other lanes `fill`.
 #[inline(always)]
-fn visible_lanes<const N: usize, V: F32s<N>>(columns: &Columns<'_>, j0: usize, valid: usize) -> V {
-    let bits: [u32; N] = core::array::from_fn(|l| {
-        if l < valid && columns.visible(j0 + l) {
-            u32::MAX
-        } else {
-            0
-        }
-    });
-    V::from_bits(V::U::from_array(bits))
+fn load_padded<const N: usize, V: F32s<N>>(src: &[f32], fill: f32) -> V {
+    let mut a = [fill; N];
+    for (d, s) in a.iter_mut().zip(src) {
+        *d = *s;
+    }
+    V::load(&a)
 }
 
-/// `z` for one chunk; see `scalar::score` for the definition. `excluded` lanes become `-inf`.
+/// The first `dst.len()` (at most `N`) lanes of `v` into `dst`.
 #[inline(always)]
-fn score_chunk<const N: usize, V: F32s<N>>(scale: V, x: V, b: Option<V>, excluded: Option<V>) -> V {
-    let neg_inf = V::splat(f32::NEG_INFINITY);
-    let sx = scale * x;
-    let mut out_mask = x.eq_mask(neg_inf);
-    let z = match b {
-        Some(b) => {
-            out_mask = out_mask | b.eq_mask(neg_inf);
-            sx + b
-        }
-        None => sx,
-    };
-    if let Some(e) = excluded {
-        out_mask = out_mask | e;
+fn store_partial<const N: usize, V: F32s<N>>(v: V, dst: &mut [f32]) {
+    let mut a = [0.0; N];
+    v.store(&mut a);
+    for (d, s) in dst.iter_mut().zip(a) {
+        *d = s;
     }
-    V::select(out_mask, neg_inf, z)
+}
+
+/// Running maximum and NaN flag of pass 1.
+#[derive(Clone, Copy)]
+struct MaxAcc<V> {
+    max: V,
+    nan: V,
+}
+
+impl<V> MaxAcc<V> {
+    #[inline(always)]
+    fn add<const N: usize>(self, z: V) -> Self
+    where
+        V: F32s<N>,
+    {
+        Self {
+            max: self.max.max_fast(z),
+            nan: self.nan | z.ne_mask(z),
+        }
+    }
+}
+
+/// `z` for one chunk, bit-identical to `scalar::score`: `s * x (+ b)`, `-inf` where `x` or `b`
+/// is `-inf` (`FIX`; unnecessary when `s > 0` and there is no bias, as then `s * -inf = -inf`).
+#[inline(always)]
+fn score_chunk<const N: usize, V: F32s<N>, const BIAS: bool, const FIX: bool>(
+    s: V,
+    x: V,
+    b: V,
+) -> V {
+    let neg_inf = V::splat(f32::NEG_INFINITY);
+    let sx = x * s;
+    let z = if BIAS { sx + b } else { sx };
+    if !FIX {
+        return z;
+    }
+    let excluded = if BIAS {
+        x.eq_mask(neg_inf) | b.eq_mask(neg_inf)
+    } else {
+        x.eq_mask(neg_inf)
+    };
+    V::select(excluded, neg_inf, z)
+}
+
+/// Pass 1 into `seg`, reading the logits from `x` (`OUT`) or from `seg` itself (in place,
+/// `x` empty). Excluded columns are already `-inf` in the logits.
+///
+/// A row whose length is not a multiple of `N` ends with an overlapping chunk, computed from the
+/// original logits before the main loop and stored after it (the overlap gets the same values
+/// twice; the maximum does not mind), so no element goes through a scalar or padded path.
+fn score_loop<const N: usize, V: F32s<N>, const OUT: bool, const BIAS: bool, const FIX: bool>(
+    x: &[f32],
+    seg: &mut [f32],
+    bias: &[f32],
+    scale: f32,
+) -> (f32, bool) {
+    let s = V::splat(scale);
+    let zero = V::splat(0.0);
+    let neg_inf = V::splat(f32::NEG_INFINITY);
+    let init = MaxAcc {
+        max: neg_inf,
+        nan: zero,
+    };
+    let (mut acc0, mut acc1) = (init, init);
+    let ragged = !seg.len().is_multiple_of(N);
+    let last_x = if OUT {
+        x.last_chunk::<N>()
+    } else {
+        seg.last_chunk::<N>()
+    };
+    let last = match (last_x, bias.last_chunk::<N>()) {
+        (Some(x), b) if ragged => {
+            let b = if BIAS { b.map_or(zero, V::load) } else { zero };
+            Some(score_chunk::<N, V, BIAS, FIX>(s, V::load(x), b))
+        }
+        _ => None,
+    };
+    let (x_chunks, x_tail) = x.as_chunks::<N>();
+    let (x_pairs, x_odd) = x_chunks.as_chunks::<2>();
+    let mut x_iter = x_pairs.iter();
+    let (chunks, tail) = seg.as_chunks_mut::<N>();
+    let (pairs, odd) = chunks.as_chunks_mut::<2>();
+    let (b_chunks, _) = bias.as_chunks::<N>();
+    let (b_pairs, b_odd) = b_chunks.as_chunks::<2>();
+    let mut b_iter = b_pairs.iter();
+    for [c0, c1] in pairs.iter_mut() {
+        let (b0, b1) = match b_iter.next() {
+            Some([b0, b1]) if BIAS => (V::load(b0), V::load(b1)),
+            _ => (zero, zero),
+        };
+        let (x0, x1) = match x_iter.next() {
+            Some([x0, x1]) if OUT => (V::load(x0), V::load(x1)),
+            _ => (V::load(c0), V::load(c1)),
+        };
+        let z0 = score_chunk::<N, V, BIAS, FIX>(s, x0, b0);
+        let z1 = score_chunk::<N, V, BIAS, FIX>(s, x1, b1);
+        acc0 = acc0.add(z0);
+        acc1 = acc1.add(z1);
+        z0.store(c0);
+        z1.store(c1);
+    }
+    for c in odd.iter_mut() {
+        let b = if BIAS {
+            b_odd.first().map_or(zero, V::load)
+        } else {
+            zero
+        };
+        let xv = match x_odd.first() {
+            Some(x) if OUT => V::load(x),
+            _ => V::load(c),
+        };
+        let z = score_chunk::<N, V, BIAS, FIX>(s, xv, b);
+        acc0 = acc0.add(z);
+        z.store(c);
+    }
+    if let Some(z) = last {
+        acc0 = acc0.add(z);
+        if let Some(c) = seg.last_chunk_mut::<N>() {
+            z.store(c);
+        }
+    } else if !tail.is_empty() {
+        // Shorter than one chunk: through a padded copy.
+        let x = load_padded::<N, V>(if OUT { x_tail } else { tail }, f32::NEG_INFINITY);
+        let b = if BIAS {
+            load_padded::<N, V>(bias, 0.0)
+        } else {
+            zero
+        };
+        let z = score_chunk::<N, V, BIAS, FIX>(s, x, b);
+        acc0 = acc0.add(z);
+        store_partial(z, tail);
+    }
+    let m = acc0.max.max_fast(acc1.max).reduce_max();
+    (m, (acc0.nan | acc1.nan).any())
 }
 
 fn scores<const N: usize, V: F32s<N>>(
@@ -52,155 +178,250 @@ fn scores<const N: usize, V: F32s<N>>(
     lo: usize,
     hi: usize,
 ) -> (f32, bool) {
-    let neg_inf = V::splat(f32::NEG_INFINITY);
     let Some(seg) = dst.get_mut(lo..hi) else {
         return (f32::NEG_INFINITY, false);
     };
-    let len = seg.len();
-    let x_seg = src.and_then(|s| s.get(lo..hi));
-    let b_seg = sc.bias.and_then(|b| b.get(lo..hi));
-    let scale = V::splat(sc.scale);
-    let has_columns = !matches!(sc.columns, Columns::All);
-    let (mut vmax, mut vnan) = (neg_inf, V::splat(0.0));
-
-    let (d_chunks, d_tail) = seg.as_chunks_mut::<N>();
-    let mut x_chunks = x_seg.map(|x| x.as_chunks::<N>().0.iter());
-    let mut b_chunks = b_seg.map(|b| b.as_chunks::<N>().0.iter());
-    for (i, d) in d_chunks.iter_mut().enumerate() {
-        let x = match x_chunks.as_mut().and_then(Iterator::next) {
-            Some(x) => V::load(x),
-            None => V::load(d),
-        };
-        let b = b_chunks.as_mut().and_then(Iterator::next).map(V::load);
-        let j0 = lo + i * N;
-        let excluded =
-            has_columns.then(|| visible_lanes::<N, V>(&sc.columns, j0, N).eq_mask(V::splat(0.0)));
-        let z = score_chunk(scale, x, b, excluded);
-        vmax = vmax.max_fast(z);
-        vnan = vnan | z.ne_mask(z);
-        z.store(d);
-    }
-
-    let done = len - d_tail.len();
-    if !d_tail.is_empty() {
-        let tail_src = x_seg.and_then(|x| x.get(done..)).unwrap_or(d_tail);
-        let mut xa = [0.0f32; N];
-        for (a, s) in xa.iter_mut().zip(tail_src) {
-            *a = *s;
+    let mut x = src
+        .and_then(|s| s.get(lo..hi))
+        .filter(|x| x.len() == seg.len());
+    // A column the mask hides is a -inf logit from here on (rare: done on a copy, in place).
+    if !matches!(sc.columns, Columns::All) {
+        if let Some(x) = x.take() {
+            seg.copy_from_slice(x);
         }
-        let b = b_seg.and_then(|b| b.get(done..)).map(|b| {
-            let mut ba = [0.0f32; N];
-            for (a, s) in ba.iter_mut().zip(b) {
-                *a = *s;
+        for (j, v) in (lo..).zip(seg.iter_mut()) {
+            if !sc.columns.visible(j) {
+                *v = f32::NEG_INFINITY;
             }
-            V::load(&ba)
-        });
-        let j0 = lo + done;
-        // Lanes past the row end are excluded whatever the column mask says.
-        let cols = if has_columns {
-            sc.columns
-        } else {
-            Columns::All
-        };
-        let excluded = visible_lanes::<N, V>(&cols, j0, d_tail.len()).eq_mask(V::splat(0.0));
-        let z = score_chunk(scale, V::load(&xa), b, Some(excluded));
-        vmax = vmax.max_fast(z);
-        vnan = vnan | z.ne_mask(z);
-        let mut za = [0.0f32; N];
-        z.store(&mut za);
-        for (d, s) in d_tail.iter_mut().zip(za) {
-            *d = s;
         }
     }
-    (vmax.reduce_max(), vnan.any())
+    let bias = sc.bias.and_then(|b| b.get(lo..hi));
+    let s = sc.scale;
+    match (x, bias) {
+        (Some(x), Some(b)) => score_loop::<N, V, true, true, true>(x, seg, b, s),
+        (Some(x), None) if s > 0.0 => score_loop::<N, V, true, false, false>(x, seg, &[], s),
+        (Some(x), None) => score_loop::<N, V, true, false, true>(x, seg, &[], s),
+        (None, Some(b)) => score_loop::<N, V, false, true, true>(&[], seg, b, s),
+        (None, None) if s > 0.0 => score_loop::<N, V, false, false, false>(&[], seg, &[], s),
+        (None, None) => score_loop::<N, V, false, false, true>(&[], seg, &[], s),
+    }
+}
+
+/// Lanes `l >= N - r` set: the last `r` lanes of an overlapping final chunk are new.
+#[inline(always)]
+fn last_lanes<const N: usize, V: F32s<N>>(r: usize) -> V {
+    let iota = V::U::from_array(core::array::from_fn(|l| l as u32));
+    V::from_bits(iota.gt_mask_i32(V::U::splat((N - r - 1) as u32)))
 }
 
 fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32) -> f32 {
     let vm = V::splat(m);
     let zero = V::splat(0.0);
+    let r = seg.len() % N;
+    // The overlapping last chunk (see `score_loop`), its already-counted lanes left out of the sum.
+    let last = match seg.last_chunk::<N>() {
+        Some(z) if r != 0 => Some(exp_rr2_p5::<N, V>(V::load(z) - vm)),
+        _ => None,
+    };
     let (chunks, tail) = seg.as_chunks_mut::<N>();
+    let (pairs, odd) = chunks.as_chunks_mut::<2>();
     let mut total = zero;
-    for block in chunks.chunks_mut(SUM_BLOCK) {
-        let mut acc = zero;
-        for c in block {
-            let e = exp_rr2_p5::<N, V>(V::load(c) - vm);
-            e.store(c);
-            acc = acc + e;
+    for block in pairs.chunks_mut(SUM_BLOCK) {
+        let mut acc = [zero; 2];
+        for [c0, c1] in block.iter_mut() {
+            let e0 = exp_rr2_p5::<N, V>(V::load(c0) - vm);
+            let e1 = exp_rr2_p5::<N, V>(V::load(c1) - vm);
+            e0.store(c0);
+            e1.store(c1);
+            acc[0] = acc[0] + e0;
+            acc[1] = acc[1] + e1;
         }
-        total = total + acc;
+        total = total + (acc[0] + acc[1]);
     }
-    if !tail.is_empty() {
-        let mut a = [f32::NEG_INFINITY; N];
-        for (d, s) in a.iter_mut().zip(tail.iter()) {
-            *d = *s;
+    for c in odd.iter_mut() {
+        let e = exp_rr2_p5::<N, V>(V::load(c) - vm);
+        e.store(c);
+        total = total + e;
+    }
+    if let Some(e) = last {
+        total = total + V::select(last_lanes::<N, V>(r), e, zero);
+        if let Some(c) = seg.last_chunk_mut::<N>() {
+            e.store(c);
         }
-        let e = exp_rr2_p5::<N, V>(V::load(&a) - vm);
-        e.store(&mut a);
-        for (d, s) in tail.iter_mut().zip(a) {
-            *d = s;
-        }
+    } else if !tail.is_empty() {
+        let e = exp_rr2_p5::<N, V>(load_padded::<N, V>(tail, f32::NEG_INFINITY) - vm);
+        store_partial(e, tail);
         total = total + e;
     }
     total.reduce_add()
 }
 
-/// The main-stream bytes of one 256-column group, for `N`-lane chunks: batch `k` holds blocks
-/// `16 g + k N + lane`, words 0..4.
-struct GroupBits<const N: usize, U> {
-    group: usize,
-    batches: [[U; 4]; 4],
+/// Up to `N` tied columns (offsets from the first column of the group pair) waiting for their
+/// tie-break words.
+struct TieBatch<const N: usize> {
+    cols: [u32; N],
+    len: usize,
 }
 
-impl<const N: usize, U: U32s<N>> GroupBits<N, U> {
+/// Keep decisions of two consecutive 256-column groups, `g` and `g + 1`, as bits: bit `i` of
+/// `bits[4 gg + w]` decides column `256 (g + gg) + 64 w + i` (see the layout in `dropout`).
+/// Generating them in bulk keeps the generator's work (two Philox chains in flight, one byte
+/// comparison per word, rare tie-breaks settled together) out of the loop that applies them,
+/// which then costs a shift, a broadcast and a compare per chunk.
+struct GroupMask {
+    group: usize,
+    bits: [u64; 8],
+}
+
+impl GroupMask {
     fn new() -> Self {
+        // Neither this nor its successor is a real group (groups are below 2^24).
         Self {
-            group: usize::MAX,
-            batches: [[U::splat(0); 4]; 4],
+            group: usize::MAX - 1,
+            bits: [0; 8],
         }
+    }
+
+    /// Generates groups `g` and, when the row reaches it (`end` columns), `g + 1`.
+    #[inline(never)]
+    fn fill<const N: usize, U: U32s<N>>(&mut self, plan: &DropPlan, g: usize, end: usize) {
+        self.group = g;
+        self.bits = [0; 8];
+        let groups = if (g + 1) * GROUP < end { 2 } else { 1 };
+        let batches = 16 / N;
+        let iota = U::from_array(core::array::from_fn(|l| l as u32));
+        let [r0, r1] = plan.row;
+        let counter = |job: usize| {
+            let (gg, k) = (job / batches, job % batches);
+            let first = main_counter((16 * (g + gg) + k * N) as u32, plan.row)[0];
+            [
+                U::splat(first) + iota,
+                U::splat(0),
+                U::splat(r0),
+                U::splat(r1),
+            ]
+        };
+        // With d_lo = 0 the test is `>= d_hi` (d_hi >= 1 as D > 0), and there are no ties.
+        let (gt, tie) = if plan.d_lo == 0 {
+            ((plan.d_hi - 1) as u8, None)
+        } else {
+            (plan.d_hi as u8, Some(plan.d_hi as u8))
+        };
+        let mut ties = [0u64; 8];
+        let mut any_tie = 0;
+        let mut record = |job: usize, words: [U; 4]| {
+            let (gg, k) = (job / batches, job % batches);
+            for (w, word) in words.into_iter().enumerate() {
+                let (kept, tied) = word.byte_masks(gt, tie.unwrap_or(0));
+                let slot = (4 * gg + w) & 7;
+                self.bits[slot] |= kept << (4 * N * k);
+                if tie.is_some() {
+                    ties[slot] |= tied << (4 * N * k);
+                    any_tie |= tied;
+                }
+            }
+        };
+        let jobs = groups * batches;
+        let mut job = 0;
+        while job + 1 < jobs {
+            let (a, b) = philox_lanes_x2::<N, U>(counter(job), counter(job + 1), plan.key);
+            record(job, a);
+            record(job + 1, b);
+            job += 2;
+        }
+        if job < jobs {
+            record(job, philox_lanes::<N, U>(counter(job), plan.key));
+        }
+        // Rare (1/256 per element): settle the ties with their 24-bit tie-break words, N at a
+        // time through one vector Philox (one scalar block per tie costs its full latency).
+        if any_tie != 0 {
+            let mut batch = TieBatch::<N> {
+                cols: [0; N],
+                len: 0,
+            };
+            for (slot, t) in (0u32..).zip(ties) {
+                let mut t = t;
+                while t != 0 {
+                    if let Some(c) = batch.cols.get_mut(batch.len) {
+                        *c = 64 * slot + t.trailing_zeros();
+                    }
+                    batch.len += 1;
+                    t &= t - 1;
+                    if batch.len == N {
+                        self.settle::<N, U>(plan, g, &batch);
+                        batch.len = 0;
+                    }
+                }
+            }
+            if batch.len > 0 {
+                self.settle::<N, U>(plan, g, &batch);
+            }
+        }
+    }
+
+    /// Keeps the tied columns of `batch` whose tie-break word is at least `d_lo`.
+    #[inline(never)]
+    fn settle<const N: usize, U: U32s<N>>(
+        &mut self,
+        plan: &DropPlan,
+        g: usize,
+        batch: &TieBatch<N>,
+    ) {
+        let [r0, r1] = plan.row;
+        let base = (g * GROUP) as u32;
+        let ctr = [
+            U::from_array(batch.cols) + U::splat(base),
+            U::splat(1),
+            U::splat(r0),
+            U::splat(r1),
+        ];
+        let t = philox_lanes::<N, U>(ctr, plan.key)[0] & U::splat(0x00FF_FFFF);
+        // t >= d_lo as t > d_lo - 1 (d_lo >= 1 when there are ties; t < 2^24 compares as i32).
+        let mut kept = t.gt_mask_i32(U::splat(plan.d_lo - 1)).bitmask() & ((1u32 << batch.len) - 1);
+        while kept != 0 {
+            let i = kept.trailing_zeros() as usize;
+            kept &= kept - 1;
+            if let Some(&c) = batch.cols.get(i)
+                && let Some(bits) = self.bits.get_mut((c / 64) as usize)
+            {
+                *bits |= 1 << (c % 64);
+            }
+        }
+    }
+
+    /// The keep bits of the 64 columns from `j` rounded down to 64, generating them if needed.
+    #[inline(always)]
+    fn bits64<const N: usize, U: U32s<N>>(&mut self, plan: &DropPlan, j: usize, end: usize) -> u64 {
+        let g = j / GROUP;
+        if g != self.group && g != self.group.wrapping_add(1) {
+            self.fill::<N, U>(plan, g, end);
+        }
+        let slot = ((g.wrapping_sub(self.group) & 1) * 4 + (j % GROUP) / 64) & 7;
+        self.bits[slot]
     }
 
     /// The lanes of the `N` columns from `j0` (a multiple of `N`) that survive, as a mask.
     #[inline(always)]
-    fn keep_mask(&mut self, plan: &DropPlan, j0: usize) -> U {
-        let g = j0 / GROUP;
-        if g != self.group {
-            self.group = g;
-            let iota = U::from_array(core::array::from_fn(|l| l as u32));
-            let [r0, r1] = plan.row;
-            for (k, batch) in self.batches.iter_mut().take(16 / N).enumerate() {
-                let first = main_counter((16 * g + k * N) as u32, plan.row)[0];
-                let ctr = [
-                    U::splat(first) + iota,
-                    U::splat(0),
-                    U::splat(r0),
-                    U::splat(r1),
-                ];
-                *batch = philox_lanes::<N, U>(ctr, plan.key);
-            }
-        }
-        let k = (j0 % 16) / N;
-        let word = (j0 / 16) % 4;
-        let byte = (j0 / 64) % 4;
-        let w = self.batches[k & 3][word & 3];
-        let bytes = (w >> (8 * byte as u32)) & U::splat(0xFF);
-        if plan.d_lo == 0 {
-            // d_hi >= 1 here: D > 0 and a multiple of 2^24.
-            return bytes.gt_mask_i32(U::splat(plan.d_hi - 1));
-        }
-        let kept = bytes.gt_mask_i32(U::splat(plan.d_hi));
-        let ties = bytes.eq_mask(U::splat(plan.d_hi));
-        if !ties.any() {
-            return kept;
-        }
-        let (ties, mut kept) = (ties.to_array(), kept.to_array());
-        for (l, (t, k)) in ties.iter().zip(kept.iter_mut()).enumerate() {
-            if *t != 0
-                && crate::dropout::tie_break(plan.key, plan.row, (j0 + l) as u32) >= plan.d_lo
-            {
-                *k = u32::MAX;
-            }
-        }
-        U::from_array(kept)
+    fn keep_mask<const N: usize, U: U32s<N>>(
+        &mut self,
+        plan: &DropPlan,
+        j0: usize,
+        end: usize,
+    ) -> U {
+        let bits = (self.bits64::<N, U>(plan, j0, end) >> (j0 % 64)) as u32;
+        let lane_bits = U::from_array(core::array::from_fn(|l| 1u32 << l));
+        (U::splat(bits) & lane_bits).eq_mask(lane_bits)
+    }
+
+    /// Whether column `j` survives.
+    #[inline(always)]
+    fn keep_bit<const N: usize, U: U32s<N>>(
+        &mut self,
+        plan: &DropPlan,
+        j: usize,
+        end: usize,
+    ) -> bool {
+        self.bits64::<N, U>(plan, j, end) >> (j % 64) & 1 == 1
     }
 }
 
@@ -211,44 +432,49 @@ fn finish<const N: usize, V: F32s<N>>(
     factor: f32,
     plan: Option<&DropPlan>,
 ) {
-    // Chunks start at multiples of N so that each reads its mask bytes with one shift; the
+    let vf = V::splat(factor);
+    let Some(plan) = plan else {
+        let Some(seg) = dst.get_mut(lo..hi) else {
+            return;
+        };
+        let last = match seg.last_chunk::<N>() {
+            Some(e) if !seg.len().is_multiple_of(N) => Some(V::load(e) * vf),
+            _ => None,
+        };
+        let (chunks, tail) = seg.as_chunks_mut::<N>();
+        for c in chunks.iter_mut() {
+            (V::load(c) * vf).store(c);
+        }
+        if last.is_none() {
+            for v in tail.iter_mut() {
+                *v *= factor;
+            }
+        }
+        if let (Some(y), Some(c)) = (last, seg.last_chunk_mut::<N>()) {
+            y.store(c);
+        }
+        return;
+    };
+    // Chunks start at multiples of N so that each reads its keep bits with one shift; the
     // lanes before `lo` hold zeros and stay zeros.
     let start = lo - lo % N;
     let Some(seg) = dst.get_mut(start..hi) else {
         return;
     };
-    let vf = V::splat(factor);
     let zero = V::splat(0.0);
     let (chunks, tail) = seg.as_chunks_mut::<N>();
-    let done = chunks.len() * N;
-    match plan {
-        None => {
-            for c in chunks.iter_mut() {
-                (V::load(c) * vf).store(c);
-            }
-        }
-        Some(plan) => {
-            let mut bits = GroupBits::<N, V::U>::new();
-            for (i, c) in chunks.iter_mut().enumerate() {
-                let keep = V::from_bits(bits.keep_mask(plan, start + i * N));
-                V::select(keep, V::load(c) * vf, zero).store(c);
-            }
-            if !tail.is_empty() {
-                let mut a = [0.0f32; N];
-                for (d, s) in a.iter_mut().zip(tail.iter()) {
-                    *d = *s;
-                }
-                let keep = V::from_bits(bits.keep_mask(plan, start + done));
-                V::select(keep, V::load(&a) * vf, zero).store(&mut a);
-                for (d, s) in tail.iter_mut().zip(a) {
-                    *d = s;
-                }
-            }
-            return;
-        }
+    let done = start + chunks.len() * N;
+    let mut mask = GroupMask::new();
+    for (i, c) in chunks.iter_mut().enumerate() {
+        let keep = V::from_bits(mask.keep_mask::<N, V::U>(plan, start + i * N, hi));
+        V::select(keep, V::load(c) * vf, zero).store(c);
     }
-    for v in tail.iter_mut() {
-        *v *= factor;
+    for (j, v) in (done..).zip(tail.iter_mut()) {
+        *v = if mask.keep_bit::<N, V::U>(plan, j, hi) {
+            *v * factor
+        } else {
+            0.0
+        };
     }
 }
 

@@ -12,7 +12,7 @@ Plain Python 3 (no numpy), written from the published definitions only, not from
 
     k        = [seed as u32, (seed >> 32) as u32]
     R        = offset + r  (wrapping, 64 bits)
-    g        = j / 256,  lane = j % 16,  word = (j / 16) % 4,  byte = (j / 64) % 4
+    g        = j / 256,  word = (j / 64) % 4,  lane = (j % 64) / 4,  byte = j % 4
     block    = 16 * g + lane
     B(r, j)  = (philox([block, 0, R lo, R hi], k)[word] >> (8 * byte)) & 0xFF
     T(r, j)  =  philox([j,     1, R lo, R hi], k)[0] & 0xFF_FFFF
@@ -132,7 +132,7 @@ def row_words(offset, r):
 def main_byte(seed, offset, r, j):
     k = key_words(seed)
     lo, hi = row_words(offset, r)
-    g, lane, word, byte = j // 256, j % 16, (j // 16) % 4, (j // 64) % 4
+    g, word, lane, byte = j // 256, (j // 64) % 4, (j % 64) // 4, j % 4
     block = 16 * g + lane
     return (philox4x32([block, 0, lo, hi], k)[word] >> (8 * byte)) & 0xFF
 
