@@ -288,11 +288,17 @@ impl GroupMask {
         self.group = g;
         self.bits = [0; 8];
         let groups = if (g + 1) * GROUP < end { 2 } else { 1 };
-        let batches = 16 / N;
+        // A constant, not a captured local: the closures below must divide by a known non-zero.
+        const fn batches<const N: usize>() -> usize {
+            16 / N
+        }
         let iota = U::from_array(core::array::from_fn(|l| l as u32));
         let [r0, r1] = plan.row;
         let counter = |job: usize| {
-            let (gg, k) = (job / batches, job % batches);
+            let (gg, k) = (
+                job / const { batches::<N>() },
+                job % const { batches::<N>() },
+            );
             let first = main_counter((16 * (g + gg) + k * N) as u32, plan.row)[0];
             [
                 U::splat(first) + iota,
@@ -310,7 +316,10 @@ impl GroupMask {
         let mut ties = [0u64; 8];
         let mut any_tie = 0;
         let mut record = |job: usize, words: [U; 4]| {
-            let (gg, k) = (job / batches, job % batches);
+            let (gg, k) = (
+                job / const { batches::<N>() },
+                job % const { batches::<N>() },
+            );
             for (w, word) in words.into_iter().enumerate() {
                 let (kept, tied) = word.byte_masks(gt, tie.unwrap_or(0));
                 let slot = (4 * gg + w) & 7;
@@ -321,7 +330,7 @@ impl GroupMask {
                 }
             }
         };
-        let jobs = groups * batches;
+        let jobs = groups * batches::<N>();
         let mut job = 0;
         while job + 1 < jobs {
             let (a, b) = philox_lanes_x2::<N, U>(counter(job), counter(job + 1), plan.key);
