@@ -62,9 +62,15 @@
 //! exponential's error ([`MAX_EXP_REL_ERROR`]), the `f32` rounding of `z_j - m` (relative error
 //! `|z_j - m| 2^-24` in `exp`, unavoidable without wider arithmetic and shared by every `f32`
 //! softmax), the sum's rounding, and the flush of `e_j` below `2^-126` to zero (on every path, so the
-//! zeros of two paths always coincide). Masks are
-//! bit-identical on every path and build; values are not bit-identical across variants or builds
-//! (FMA, lane count and summation order differ), only within the bound.
+//! zeros of two paths always coincide).
+//!
+//! What is bit-identical across kernel variants, lane widths and builds (baseline, x86-64-v3,
+//! native; checked against committed digests in every CI build): every keep decision, hence
+//! which outputs are zero; every special row (NaN, `+inf`, all `-inf`, fully masked) with its
+//! statistics; [`Dropout::apply`]'s outputs (one multiply per kept element); and any split of a
+//! matrix into rows or row ranges, in place or not, for a given variant and build. What is only
+//! within the bound: the values of ordinary rows across variants or builds (FMA or not, lane
+//! count and summation order differ).
 //!
 //! ## Dropout and the mask layout
 //!

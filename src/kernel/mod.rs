@@ -183,6 +183,8 @@ pub(crate) fn forward_row<K: sealed::Passes>(
         return RowStats::EMPTY;
     }
     let (m, has_nan) = K::scores(sc, src, dst, lo, hi);
+    // Which zero a maximum of zeros is depends on the variant's max; make it +0 everywhere.
+    let m = m + 0.0;
     let Some(seg) = dst.get_mut(lo..hi) else {
         return RowStats::EMPTY;
     };
