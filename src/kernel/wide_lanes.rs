@@ -256,49 +256,49 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32) -> f32 {
     total.reduce_add()
 }
 
-/// Up to `N` tied columns (offsets from the first column of the group pair) waiting for their
-/// tie-break words.
-struct TieBatch<const N: usize> {
-    cols: [u32; N],
-    len: usize,
+/// Columns whose keep bits are generated together: 16 groups of 256.
+const BLOCK: usize = 16 * GROUP;
+
+/// Keep decisions of up to 4096 consecutive columns, groups `first .. first + 16`, as bits: bit
+/// `i` of `bits[s]` decides column `256 first + 64 s + i` (see the layout in `dropout`).
+///
+/// Generating a block before applying it keeps the generator's work out of the loop that
+/// applies it (which then costs a shift, a broadcast and a compare per chunk), lets two Philox
+/// chains run in flight, turns each word into 64 decisions with one byte comparison, and
+/// gathers the rare ties (1/256 per element) into full vectors for their tie-break words.
+struct BlockMask<const N: usize> {
+    first: usize,
+    bits: [u64; 64],
+    /// Tied columns waiting for their tie-break words, as offsets from column `256 first`.
+    ties: [u32; N],
+    tied: usize,
 }
 
-/// Keep decisions of two consecutive 256-column groups, `g` and `g + 1`, as bits: bit `i` of
-/// `bits[4 gg + w]` decides column `256 (g + gg) + 64 w + i` (see the layout in `dropout`).
-/// Generating them in bulk keeps the generator's work (two Philox chains in flight, one byte
-/// comparison per word, rare tie-breaks settled together) out of the loop that applies them,
-/// which then costs a shift, a broadcast and a compare per chunk.
-struct GroupMask {
-    group: usize,
-    bits: [u64; 8],
-}
+impl<const N: usize> BlockMask<N> {
+    /// Blocks per group: a constant, so that dividing by it can never panic.
+    const BATCHES: usize = 16 / N;
 
-impl GroupMask {
     fn new() -> Self {
-        // Neither this nor its successor is a real group (groups are below 2^24).
+        // No real group is this far out (groups are below 2^24).
         Self {
-            group: usize::MAX - 1,
-            bits: [0; 8],
+            first: usize::MAX / 2,
+            bits: [0; 64],
+            ties: [0; N],
+            tied: 0,
         }
     }
 
-    /// Generates groups `g` and, when the row reaches it (`end` columns), `g + 1`.
+    /// Generates the block of groups from `g`, up to the row's end at column `end`.
     #[inline(never)]
-    fn fill<const N: usize, U: U32s<N>>(&mut self, plan: &DropPlan, g: usize, end: usize) {
-        self.group = g;
-        self.bits = [0; 8];
-        let groups = if (g + 1) * GROUP < end { 2 } else { 1 };
-        // A constant, not a captured local: the closures below must divide by a known non-zero.
-        const fn batches<const N: usize>() -> usize {
-            16 / N
-        }
+    fn fill<U: U32s<N>>(&mut self, plan: &DropPlan, g: usize, end: usize) {
+        self.first = g;
+        self.bits = [0; 64];
+        self.tied = 0;
+        let groups = end.div_ceil(GROUP).saturating_sub(g).min(BLOCK / GROUP);
         let iota = U::from_array(core::array::from_fn(|l| l as u32));
         let [r0, r1] = plan.row;
         let counter = |job: usize| {
-            let (gg, k) = (
-                job / const { batches::<N>() },
-                job % const { batches::<N>() },
-            );
+            let (gg, k) = (job / Self::BATCHES, job % Self::BATCHES);
             let first = main_counter((16 * (g + gg) + k * N) as u32, plan.row)[0];
             [
                 U::splat(first) + iota,
@@ -307,130 +307,90 @@ impl GroupMask {
                 U::splat(r1),
             ]
         };
-        // With d_lo = 0 the test is `>= d_hi` (d_hi >= 1 as D > 0), and there are no ties.
-        let (gt, tie) = if plan.d_lo == 0 {
-            ((plan.d_hi - 1) as u8, None)
-        } else {
-            (plan.d_hi as u8, Some(plan.d_hi as u8))
-        };
-        let mut ties = [0u64; 8];
-        let mut any_tie = 0;
-        let mut record = |job: usize, words: [U; 4]| {
-            let (gg, k) = (
-                job / const { batches::<N>() },
-                job % const { batches::<N>() },
-            );
-            for (w, word) in words.into_iter().enumerate() {
-                let (kept, tied) = word.byte_masks(gt, tie.unwrap_or(0));
-                let slot = (4 * gg + w) & 7;
-                self.bits[slot] |= kept << (4 * N * k);
-                if tie.is_some() {
-                    ties[slot] |= tied << (4 * N * k);
-                    any_tie |= tied;
-                }
-            }
-        };
-        let jobs = groups * batches::<N>();
+        let jobs = groups * Self::BATCHES;
         let mut job = 0;
         while job + 1 < jobs {
             let (a, b) = philox_lanes_x2::<N, U>(counter(job), counter(job + 1), plan.key);
-            record(job, a);
-            record(job + 1, b);
+            self.record(plan, job, a);
+            self.record(plan, job + 1, b);
             job += 2;
         }
         if job < jobs {
-            record(job, philox_lanes::<N, U>(counter(job), plan.key));
+            self.record(plan, job, philox_lanes::<N, U>(counter(job), plan.key));
         }
-        // Rare (1/256 per element): settle the ties with their 24-bit tie-break words, N at a
-        // time through one vector Philox (one scalar block per tie costs its full latency).
-        if any_tie != 0 {
-            let mut batch = TieBatch::<N> {
-                cols: [0; N],
-                len: 0,
-            };
-            for (slot, t) in (0u32..).zip(ties) {
-                let mut t = t;
-                while t != 0 {
-                    if let Some(c) = batch.cols.get_mut(batch.len) {
-                        *c = 64 * slot + t.trailing_zeros();
-                    }
-                    batch.len += 1;
-                    t &= t - 1;
-                    if batch.len == N {
-                        self.settle::<N, U>(plan, g, &batch);
-                        batch.len = 0;
-                    }
-                }
+        if self.tied > 0 {
+            self.settle::<U>(plan);
+        }
+    }
+
+    /// Turns the four words of batch `job` into keep bits, queueing ties.
+    #[inline(always)]
+    fn record<U: U32s<N>>(&mut self, plan: &DropPlan, job: usize, words: [U; 4]) {
+        let (gg, k) = (job / Self::BATCHES, job % Self::BATCHES);
+        let shift = 4 * N * k;
+        // With d_lo = 0 the test is `>= d_hi` (d_hi >= 1 as D > 0), and there are no ties.
+        let gt = if plan.d_lo == 0 {
+            plan.d_hi - 1
+        } else {
+            plan.d_hi
+        } as u8;
+        for (w, word) in words.into_iter().enumerate() {
+            let slot = 4 * gg + w;
+            let (kept, tied) = word.byte_masks(gt, plan.d_hi as u8);
+            if let Some(bits) = self.bits.get_mut(slot) {
+                *bits |= kept << shift;
             }
-            if batch.len > 0 {
-                self.settle::<N, U>(plan, g, &batch);
+            let mut tied = if plan.d_lo == 0 { 0 } else { tied };
+            while tied != 0 {
+                let i = tied.trailing_zeros() as usize;
+                tied &= tied - 1;
+                if let Some(t) = self.ties.get_mut(self.tied) {
+                    *t = (64 * slot + shift + i) as u32;
+                }
+                self.tied += 1;
+                if self.tied >= N {
+                    self.settle::<U>(plan);
+                }
             }
         }
     }
 
-    /// Keeps the tied columns of `batch` whose tie-break word is at least `d_lo`.
+    /// Keeps the queued tied columns whose tie-break word is at least `d_lo`.
     #[inline(never)]
-    fn settle<const N: usize, U: U32s<N>>(
-        &mut self,
-        plan: &DropPlan,
-        g: usize,
-        batch: &TieBatch<N>,
-    ) {
+    fn settle<U: U32s<N>>(&mut self, plan: &DropPlan) {
         let [r0, r1] = plan.row;
-        let base = (g * GROUP) as u32;
+        let base = U::splat((self.first * GROUP) as u32);
         let ctr = [
-            U::from_array(batch.cols) + U::splat(base),
+            U::from_array(self.ties) + base,
             U::splat(1),
             U::splat(r0),
             U::splat(r1),
         ];
         let t = philox_lanes::<N, U>(ctr, plan.key)[0] & U::splat(0x00FF_FFFF);
         // t >= d_lo as t > d_lo - 1 (d_lo >= 1 when there are ties; t < 2^24 compares as i32).
-        let mut kept = t.gt_mask_i32(U::splat(plan.d_lo - 1)).bitmask() & ((1u32 << batch.len) - 1);
+        let mut kept =
+            u64::from(t.gt_mask_i32(U::splat(plan.d_lo - 1)).bitmask()) & ((1u64 << self.tied) - 1);
         while kept != 0 {
             let i = kept.trailing_zeros() as usize;
             kept &= kept - 1;
-            if let Some(&c) = batch.cols.get(i)
+            if let Some(&c) = self.ties.get(i)
                 && let Some(bits) = self.bits.get_mut((c / 64) as usize)
             {
                 *bits |= 1 << (c % 64);
             }
         }
+        self.tied = 0;
     }
 
     /// The keep bits of the 64 columns from `j` rounded down to 64, generating them if needed.
     #[inline(always)]
-    fn bits64<const N: usize, U: U32s<N>>(&mut self, plan: &DropPlan, j: usize, end: usize) -> u64 {
+    fn bits64<U: U32s<N>>(&mut self, plan: &DropPlan, j: usize, end: usize) -> u64 {
         let g = j / GROUP;
-        if g != self.group && g != self.group.wrapping_add(1) {
-            self.fill::<N, U>(plan, g, end);
+        if g.wrapping_sub(self.first) >= BLOCK / GROUP {
+            self.fill::<U>(plan, g, end);
         }
-        let slot = ((g.wrapping_sub(self.group) & 1) * 4 + (j % GROUP) / 64) & 7;
-        self.bits[slot]
-    }
-
-    /// The lanes of the `N` columns from `j0` (a multiple of `N`) that survive, as a mask.
-    #[inline(always)]
-    fn keep_mask<const N: usize, U: U32s<N>>(
-        &mut self,
-        plan: &DropPlan,
-        j0: usize,
-        end: usize,
-    ) -> U {
-        let bits = (self.bits64::<N, U>(plan, j0, end) >> (j0 % 64)) as u32;
-        let lane_bits = U::from_array(core::array::from_fn(|l| 1u32 << l));
-        (U::splat(bits) & lane_bits).eq_mask(lane_bits)
-    }
-
-    /// Whether column `j` survives.
-    #[inline(always)]
-    fn keep_bit<const N: usize, U: U32s<N>>(
-        &mut self,
-        plan: &DropPlan,
-        j: usize,
-        end: usize,
-    ) -> bool {
-        self.bits64::<N, U>(plan, j, end) >> (j % 64) & 1 == 1
+        let slot = (j - self.first * GROUP) / 64;
+        self.bits.get(slot).copied().unwrap_or(0)
     }
 }
 
@@ -464,26 +424,32 @@ fn finish<const N: usize, V: F32s<N>>(
         }
         return;
     };
-    // Chunks start at multiples of N so that each reads its keep bits with one shift; the
-    // lanes before `lo` hold zeros and stay zeros.
-    let start = lo - lo % N;
+    // Spans of 64 columns start at multiples of 64, so that each reads one word of keep bits and
+    // each of its chunks one slice of it; the lanes before `lo` hold zeros and stay zeros.
+    let start = lo - lo % 64;
     let Some(seg) = dst.get_mut(start..hi) else {
         return;
     };
     let zero = V::splat(0.0);
-    let (chunks, tail) = seg.as_chunks_mut::<N>();
-    let done = start + chunks.len() * N;
-    let mut mask = GroupMask::new();
-    for (i, c) in chunks.iter_mut().enumerate() {
-        let keep = V::from_bits(mask.keep_mask::<N, V::U>(plan, start + i * N, hi));
-        V::select(keep, V::load(c) * vf, zero).store(c);
-    }
-    for (j, v) in (done..).zip(tail.iter_mut()) {
-        *v = if mask.keep_bit::<N, V::U>(plan, j, hi) {
-            *v * factor
-        } else {
-            0.0
-        };
+    let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
+    let mut mask = BlockMask::<N>::new();
+    for (i, span) in seg.chunks_mut(64).enumerate() {
+        let bits = mask.bits64::<V::U>(plan, start + 64 * i, hi);
+        let (chunks, tail) = span.as_chunks_mut::<N>();
+        for (q, c) in chunks.iter_mut().enumerate() {
+            let b = V::U::splat((bits >> (q * N)) as u32);
+            let keep = V::from_bits((b & lane_bits).eq_mask(lane_bits));
+            V::select(keep, V::load(c) * vf, zero).store(c);
+        }
+        // The row's last few columns (fewer than N).
+        let first = chunks.len() * N;
+        for (j, v) in (first..).zip(tail.iter_mut()) {
+            *v = if bits >> (j % 64) & 1 == 1 {
+                *v * factor
+            } else {
+                0.0
+            };
+        }
     }
 }
 
