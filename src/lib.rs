@@ -102,9 +102,9 @@ mod softmax;
 pub use dropout::{Dropout, DropoutKey, keep, mask_uniform};
 pub use error::Error;
 pub use exp::MAX_REL_ERROR as MAX_EXP_REL_ERROR;
-pub use kernel::{Best, RowKernel, RowStats, Scalar, Wide4, Wide8, Wide16};
+pub use kernel::{Best, Probabilities, RowKernel, RowStats, Scalar, Wide4, Wide8, Wide16};
 pub use mask::Mask;
-pub use softmax::{Mode, SoftmaxDropout};
+pub use softmax::{MatrixProbabilities, Mode, SoftmaxDropout};
 /// The SIMD crate whose vector types appear in [`philox`]'s signatures.
 pub use wide;
 

@@ -4,7 +4,10 @@ use core::marker::PhantomData;
 
 use crate::dropout::{Dropout, DropoutKey};
 use crate::error::Error;
-use crate::kernel::{Best, Finish, RowKernel, RowStats, Scores, dropout_row, forward_row};
+use crate::kernel::{
+    Best, Finish, Probabilities, RowKernel, RowStats, Scores, backward_row, dropout_row,
+    forward_row,
+};
 use crate::mask::Mask;
 
 /// Evaluation or training.
@@ -281,6 +284,118 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         Ok(())
     }
 
+    /// The backward pass of one row (contract §4): given `dy = dL/dY`, writes `dx = dL/dx` for
+    /// the logits,
+    ///
+    /// ```text
+    /// G_j  = keep(r, j) ? dy_j * rescale : 0        (G = dy in evaluation)
+    /// dx_j = scale * P_j * (G_j - sum_k P_k G_k)    (0 for masked j)
+    /// ```
+    ///
+    /// with the same row id, key, mask, bias and scale as the forward. The dropout mask is
+    /// regenerated from the key, never stored; `P` is either saved by the caller or recomputed
+    /// from the logits and the forward's [`RowStats`] (see [`Probabilities`]). The gradient with
+    /// respect to an additive bias is `dx_j / scale`. Cost: two passes over the row (plus one
+    /// exponential per element when recomputing), the keep bits generated once for rows up to
+    /// 4096 columns.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] if `dy`, `dx`, the saved `P` or logits, the bias or the column
+    /// mask differ in length; [`Error::RowTooLong`] as for [`forward`](Self::forward). Nothing
+    /// is written.
+    pub fn backward(
+        &self,
+        row: u64,
+        probs: Probabilities<'_>,
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> Result<(), Error> {
+        let n = dx.len();
+        let p_len = match probs {
+            Probabilities::Saved(p) => p.len(),
+            Probabilities::Recompute { logits, .. } => logits.len(),
+        };
+        for len in [dy.len(), p_len] {
+            if len != n {
+                return Err(Error::LengthMismatch {
+                    expected: n,
+                    found: len,
+                });
+            }
+        }
+        self.validate(n)?;
+        backward_row::<K>(
+            &self.scores(),
+            self.finish(),
+            self.mask.span(0, n),
+            row,
+            probs,
+            dy,
+            dx,
+        );
+        Ok(())
+    }
+
+    /// The backward pass of a row-major matrix, row `i` with row id `first_row + i` and query
+    /// position `query_pos + i`, as [`forward_rows`](Self::forward_rows) numbers them. `probs`
+    /// holds the saved `P` matrix, or the logits matrix with one [`RowStats`] per row.
+    ///
+    /// # Errors
+    /// As [`forward_rows`](Self::forward_rows) and [`backward`](Self::backward).
+    pub fn backward_rows(
+        &self,
+        first_row: u64,
+        cols: usize,
+        probs: MatrixProbabilities<'_>,
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> Result<(), Error> {
+        let rows = self.validate_rows(cols, dx.len(), None)?;
+        let (p, stats) = match probs {
+            MatrixProbabilities::Saved(p) => (p, None),
+            MatrixProbabilities::Recompute { logits, stats } => (logits, Some(stats)),
+        };
+        for len in [dy.len(), p.len()] {
+            if len != dx.len() {
+                return Err(Error::LengthMismatch {
+                    expected: dx.len(),
+                    found: len,
+                });
+            }
+        }
+        if let Some(s) = stats
+            && s.len() != rows
+        {
+            return Err(Error::LengthMismatch {
+                expected: rows,
+                found: s.len(),
+            });
+        }
+        let c = cols.max(1);
+        let rows_iter = dx
+            .chunks_exact_mut(c)
+            .zip(dy.chunks_exact(c))
+            .zip(p.chunks_exact(c))
+            .take(rows);
+        for (i, ((dxr, dyr), pr)) in rows_iter.enumerate() {
+            let probs = match stats.and_then(|s| s.get(i)) {
+                Some(&stats) => Probabilities::Recompute { logits: pr, stats },
+                None => Probabilities::Saved(pr),
+            };
+            let row = first_row.wrapping_add(i as u64);
+            backward_row::<K>(
+                &self.scores(),
+                self.finish(),
+                self.mask.span(i, cols),
+                row,
+                probs,
+                dyr,
+                dxr,
+            );
+        }
+        Ok(())
+    }
+
     /// Validates a matrix call; returns its number of rows.
     fn validate_rows(
         &self,
@@ -308,7 +423,36 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     }
 }
 
+/// Where [`SoftmaxDropout::backward_rows`] gets the probabilities of a matrix.
+#[derive(Clone, Copy, Debug)]
+pub enum MatrixProbabilities<'a> {
+    /// The saved `P` matrix, row-major like the gradients.
+    Saved(&'a [f32]),
+    /// The forward's logits matrix and its statistics, one entry per row.
+    Recompute {
+        /// The forward's logits, row-major.
+        logits: &'a [f32],
+        /// The statistics the forward returned, one per row.
+        stats: &'a [RowStats],
+    },
+}
+
 impl Dropout {
+    /// Writes the keep decisions of `n = out.len() * 8` columns of row `row` as packed bits: bit
+    /// `j % 8` of byte `j / 8` (least significant first) is 1 when column `j` is kept, exactly
+    /// [`keep`](crate::keep) for every `j` (numpy's `unpackbits(..., bitorder="little")` reads
+    /// it). All ones when nothing is dropped, all zeros when everything is.
+    ///
+    /// # Errors
+    /// [`Error::RowTooLong`] for more than 2^32 columns. Nothing is written.
+    pub fn mask_bits(&self, key: DropoutKey, row: u64, out: &mut [u8]) -> Result<(), Error> {
+        if u32::try_from((out.len() * 8).saturating_sub(1)).is_err() {
+            return Err(Error::RowTooLong);
+        }
+        crate::kernel::mask_bits(self, key, row, out);
+        Ok(())
+    }
+
     /// Dropout alone, in place: `v_j = keep(row, j) ? v_j * rescale : 0` with the same mask as
     /// the fused kernels (for dropout after `attention @ V`, or an unfused pipeline).
     ///

@@ -20,6 +20,7 @@ mod scalar;
 mod wide_lanes;
 
 use crate::dropout::{Dropout, DropoutKey, keep};
+use crate::mask::Columns;
 pub(crate) use sealed::{DropPlan, Scores};
 
 /// A row's statistics, enough to finish a split row or recompute its probabilities in a backward
@@ -112,6 +113,23 @@ pub(crate) mod sealed {
         /// Pass 3: `dst[j] *= factor` for `j` in `lo..hi`, or 0 where `plan` drops column `j`.
         /// `dst[..lo]` holds zeros, which a variant may rewrite (as zeros) to align its chunks.
         fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>);
+        /// The keep bits of columns `first + 64 i ..` (bit `k` of `words[i]`), `first` a multiple
+        /// of 4096, for a row of `end` columns (bits at or past `end` are unspecified).
+        fn keep_words(plan: &DropPlan, first: usize, words: &mut [u64; 64], end: usize);
+        /// Backward: `dx[j] = scale * P_j * (G_j - sum_k P_k G_k)` for `j` in `lo..hi`, with
+        /// `G_j = dy[j] * rescale` where `plan` keeps `j` (every `j` without a plan), else 0.
+        /// `P_j` is `p[j]`, or `dx[j]` itself when `p` is `None`. `dy` (and `p`) cover `dx`.
+        #[allow(clippy::too_many_arguments)]
+        fn grad(
+            p: Option<&[f32]>,
+            dy: &[f32],
+            dx: &mut [f32],
+            lo: usize,
+            hi: usize,
+            rescale: f32,
+            plan: Option<&DropPlan>,
+            scale: f32,
+        );
     }
 }
 
@@ -247,6 +265,128 @@ fn infinite_row(seg: &mut [f32], lo: usize, finish: Finish, row: u64) -> RowStat
     RowStats {
         max: f32::INFINITY,
         sum: k,
+    }
+}
+
+/// Where the backward pass gets the softmax probabilities `P` of a row.
+#[derive(Clone, Copy, Debug)]
+pub enum Probabilities<'a> {
+    /// `P` as the caller saved it (the forward's softmax before dropout: for example an
+    /// evaluation-mode forward of the same row), one entry per column.
+    Saved(&'a [f32]),
+    /// Recompute `P_j = exp(z_j - m) / S` from the forward's logits `x` and its [`RowStats`]
+    /// (the same scale, mask and bias are applied to `x` as in the forward).
+    Recompute {
+        /// The forward's logits.
+        logits: &'a [f32],
+        /// The statistics the forward returned for this row.
+        stats: RowStats,
+    },
+}
+
+/// One row of the backward pass (contract §4): `G_j = keep(r, j) ? dY_j / q : 0` and
+/// `dx_j = s P_j (G_j - sum_k P_k G_k)`, masked columns 0; the mask is regenerated from the key.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_row<K: sealed::Passes>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    span: (usize, usize),
+    row: u64,
+    probs: Probabilities<'_>,
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    let (lo, hi) = span;
+    let (head, rest) = dx.split_at_mut(lo.min(dx.len()));
+    head.fill(0.0);
+    if let Some(tail) = rest.get_mut(hi.saturating_sub(lo)..) {
+        tail.fill(0.0);
+    }
+    if lo >= hi {
+        return;
+    }
+    let (rescale, plan) = match finish {
+        Finish::Eval => (1.0, None),
+        Finish::Train(d, _) if d.drops_all() => {
+            // G = 0, so dx = s P (0 - 0) = 0.
+            dx.fill(0.0);
+            return;
+        }
+        Finish::Train(d, key) => (d.rescale(), DropPlan::new(&d, key, row)),
+    };
+    let saved = match probs {
+        Probabilities::Saved(p) => Some(p),
+        Probabilities::Recompute { logits, stats } => {
+            recompute_probs::<K>(sc, span, logits, stats, dx);
+            None
+        }
+    };
+    K::grad(saved, dy, dx, lo, hi, rescale, plan.as_ref(), sc.scale);
+    // Columns the per-column mask hides get no gradient, whatever P holds there.
+    if !matches!(sc.columns, Columns::All)
+        && let Some(seg) = dx.get_mut(lo..hi)
+    {
+        for (j, v) in (lo..).zip(seg.iter_mut()) {
+            if !sc.columns.visible(j) {
+                *v = 0.0;
+            }
+        }
+    }
+}
+
+/// `dx[lo..hi] = P` recomputed from the logits and the forward's statistics, special rows as in
+/// the forward (a NaN row is NaN, an empty row 0, a `+inf` row shares `1/k`).
+fn recompute_probs<K: sealed::Passes>(
+    sc: &Scores<'_>,
+    span: (usize, usize),
+    x: &[f32],
+    stats: RowStats,
+    dx: &mut [f32],
+) {
+    let (lo, hi) = span;
+    let _ = K::scores(sc, Some(x), dx, lo, hi);
+    let Some(seg) = dx.get_mut(lo..hi) else {
+        return;
+    };
+    let m = stats.max + 0.0;
+    if m.is_nan() || stats.sum.is_nan() {
+        for v in seg.iter_mut() {
+            *v = if *v == f32::NEG_INFINITY {
+                0.0
+            } else {
+                f32::NAN
+            };
+        }
+    } else if m == f32::NEG_INFINITY {
+        seg.fill(0.0);
+    } else if m == f32::INFINITY {
+        let share = 1.0 / stats.sum;
+        for v in seg.iter_mut() {
+            *v = if *v == f32::INFINITY { share } else { 0.0 };
+        }
+    } else {
+        let _ = K::exp_sum(seg, m);
+        K::finish(dx, lo, hi, (1.0 / f64::from(stats.sum)) as f32, None);
+    }
+}
+
+/// The packed keep bits of a row (see [`Dropout::mask_bits`]), 4096 columns at a time.
+pub(crate) fn mask_bits(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut [u8]) {
+    if dropout.drops_all() || dropout.keeps_all() {
+        out.fill(if dropout.keeps_all() { 0xFF } else { 0 });
+        return;
+    }
+    let Some(plan) = DropPlan::new(dropout, key, row) else {
+        return;
+    };
+    let end = out.len() * 8;
+    let mut words = [0u64; 64];
+    for (b, bytes) in out.chunks_mut(512).enumerate() {
+        <Best as sealed::Passes>::keep_words(&plan, b * 4096, &mut words, end);
+        let word_bytes = words.iter().flat_map(|w| w.to_le_bytes());
+        for (d, s) in bytes.iter_mut().zip(word_bytes) {
+            *d = s;
+        }
     }
 }
 

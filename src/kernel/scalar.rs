@@ -67,4 +67,58 @@ impl Passes for Scalar {
             *v = if kept { *v * factor } else { 0.0 };
         }
     }
+
+    fn grad(
+        p: Option<&[f32]>,
+        dy: &[f32],
+        dx: &mut [f32],
+        lo: usize,
+        hi: usize,
+        rescale: f32,
+        plan: Option<&DropPlan>,
+        scale: f32,
+    ) {
+        let g = |j: usize| -> f32 {
+            let kept = plan.is_none_or(|p| {
+                let col = j as u32;
+                let u = main_byte(p.key, p.row, col) << 24 | tie_break(p.key, p.row, col);
+                u >= (p.d_hi << 24 | p.d_lo)
+            });
+            if kept {
+                dy.get(j).copied().unwrap_or(0.0) * rescale
+            } else {
+                0.0
+            }
+        };
+        let prob = |dx: &[f32], j: usize| p.unwrap_or(dx).get(j).copied().unwrap_or(0.0);
+        let mut dot = 0.0f64;
+        for j in lo..hi {
+            dot += f64::from(prob(dx, j)) * f64::from(g(j));
+        }
+        let dot = dot as f32;
+        for j in lo..hi {
+            let v = scale * prob(dx, j) * (g(j) - dot);
+            if let Some(d) = dx.get_mut(j) {
+                *d = v;
+            }
+        }
+    }
+
+    fn keep_words(plan: &DropPlan, first: usize, words: &mut [u64; 64], end: usize) {
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = 0;
+            for b in 0..64 {
+                let j = first + 64 * i + b;
+                if j >= end {
+                    break;
+                }
+                let col = j as u32;
+                let u =
+                    main_byte(plan.key, plan.row, col) << 24 | tie_break(plan.key, plan.row, col);
+                if u >= (plan.d_hi << 24 | plan.d_lo) {
+                    *w |= 1 << b;
+                }
+            }
+        }
+    }
 }

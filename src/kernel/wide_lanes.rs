@@ -453,6 +453,114 @@ fn finish<const N: usize, V: F32s<N>>(
     }
 }
 
+/// `src[j]` for the lanes with `lo <= j < hi` of the chunk at `j0`, 0 elsewhere.
+#[inline(always)]
+fn load_range<const N: usize, V: F32s<N>>(src: &[f32], j0: usize, lo: usize, hi: usize) -> V {
+    let mut a = [0.0; N];
+    for (l, v) in a.iter_mut().enumerate() {
+        let j = j0 + l;
+        if j >= lo && j < hi {
+            *v = src.get(j).copied().unwrap_or(0.0);
+        }
+    }
+    V::load(&a)
+}
+
+/// The chunk of `N` values at `j0` (all of it inside `lo..hi`), if any.
+#[inline(always)]
+fn chunk_at<const N: usize>(src: &[f32], j0: usize) -> Option<&[f32; N]> {
+    src.get(j0..j0 + N).and_then(|s| s.try_into().ok())
+}
+
+/// Backward over `lo..hi`: a pass for `sum_k P_k G_k`, then `dx = s P (G - dot)`; `G` is rebuilt
+/// from `dy` and the keep bits in both passes (the bits of rows up to 4096 columns are generated
+/// once), so `dx` is free to hold `P`.
+#[allow(clippy::too_many_arguments)]
+fn grad<const N: usize, V: F32s<N>>(
+    p: Option<&[f32]>,
+    dy: &[f32],
+    dx: &mut [f32],
+    lo: usize,
+    hi: usize,
+    rescale: f32,
+    plan: Option<&DropPlan>,
+    scale: f32,
+) {
+    let start = lo - lo % 64;
+    let zero = V::splat(0.0);
+    let vr = V::splat(rescale);
+    let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
+    let mut mask = BlockMask::<N>::new();
+    let mut keep = |j0: usize| -> V {
+        match plan {
+            None => V::from_bits(V::U::splat(u32::MAX)),
+            Some(plan) => {
+                let bits = (mask.bits64::<V::U>(plan, j0, hi) >> (j0 % 64)) as u32;
+                V::from_bits((V::U::splat(bits) & lane_bits).eq_mask(lane_bits))
+            }
+        }
+    };
+    let (mut acc0, mut acc1) = (zero, zero);
+    let mut j0 = start;
+    while j0 < hi {
+        let full = j0 >= lo && j0 + N <= hi;
+        let (pv, gv) = match (
+            full,
+            chunk_at::<N>(p.unwrap_or(dx), j0),
+            chunk_at::<N>(dy, j0),
+        ) {
+            (true, Some(pc), Some(dc)) => (V::load(pc), V::load(dc)),
+            _ => (
+                load_range::<N, V>(p.unwrap_or(dx), j0, lo, hi),
+                load_range::<N, V>(dy, j0, lo, hi),
+            ),
+        };
+        let g = V::select(keep(j0), gv * vr, zero);
+        if (j0 / N) & 1 == 0 {
+            acc0 = pv.mul_add(g, acc0);
+        } else {
+            acc1 = pv.mul_add(g, acc1);
+        }
+        j0 += N;
+    }
+    let dot = V::splat((acc0 + acc1).reduce_add());
+    let vs = V::splat(scale);
+    let mut j0 = start;
+    while j0 < hi {
+        let full = j0 >= lo && j0 + N <= hi;
+        let pv = match (full, chunk_at::<N>(p.unwrap_or(dx), j0)) {
+            (true, Some(pc)) => V::load(pc),
+            _ => load_range::<N, V>(p.unwrap_or(dx), j0, lo, hi),
+        };
+        let gv = match (full, chunk_at::<N>(dy, j0)) {
+            (true, Some(dc)) => V::load(dc),
+            _ => load_range::<N, V>(dy, j0, lo, hi),
+        };
+        let g = V::select(keep(j0), gv * vr, zero);
+        let out = vs * pv * (g - dot);
+        match dx
+            .get_mut(j0..j0 + N)
+            .and_then(|s| <&mut [f32; N]>::try_from(s).ok())
+        {
+            Some(c) if full => out.store(c),
+            _ => {
+                let mut a = [0.0; N];
+                out.store(&mut a);
+                for (l, v) in a.into_iter().enumerate() {
+                    let j = j0 + l;
+                    if j >= lo
+                        && j < hi
+                        && let Some(d) = dx.get_mut(j)
+                    {
+                        *d = v;
+                    }
+                }
+            }
+        }
+        j0 += N;
+    }
+}
+
 macro_rules! wide_passes {
     ($kernel:ty, $n:literal, $v:ty) => {
         impl Passes for $kernel {
@@ -470,6 +578,29 @@ macro_rules! wide_passes {
             }
             fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
                 finish::<$n, $v>(dst, lo, hi, factor, plan)
+            }
+            fn keep_words(plan: &DropPlan, first: usize, words: &mut [u64; 64], end: usize) {
+                let mut mask = BlockMask::<$n>::new();
+                for (i, w) in words.iter_mut().enumerate() {
+                    let j = first + 64 * i;
+                    *w = if j < end {
+                        mask.bits64::<<$v as F32s<$n>>::U>(plan, j, end)
+                    } else {
+                        0
+                    };
+                }
+            }
+            fn grad(
+                p: Option<&[f32]>,
+                dy: &[f32],
+                dx: &mut [f32],
+                lo: usize,
+                hi: usize,
+                rescale: f32,
+                plan: Option<&DropPlan>,
+                scale: f32,
+            ) {
+                grad::<$n, $v>(p, dy, dx, lo, hi, rescale, plan, scale)
             }
         }
     };
