@@ -1,22 +1,4 @@
-//! Which columns of a row take part in the softmax.
-//!
-//! A [`Mask`] combines a *structural* part, a contiguous band of visible columns computed from the
-//! row's query position, with an optional per-column part. The structural part is what makes a
-//! causal row cheap: the kernels never touch the columns outside the band (no `exp`, no random
-//! bits) and only zero-fill them.
-//!
-//! For a row with query position `q` and length `n`, column `j` is visible when all of these hold:
-//!
-//! ```text
-//! q - before <= j <= q + after        (band; `before`/`after` unbounded unless set)
-//! j < key_len                         (key length; unbounded unless set)
-//! columns[j]                          (per-column mask, if any: true or bit 1 = visible)
-//! ```
-//!
-//! [`Mask::causal`] is the band `before = inf, after = 0`; [`Mask::sliding_window`] of width `w`
-//! is `before = w - 1, after = 0`. In the rows helpers the mask describes the *first* row of the
-//! call: row `i` has query position `query_pos + i`, while `key_len` and the per-column part apply
-//! to every row. Beyond the mask, a column whose logit or bias is `-inf` also has probability 0.
+//! Which columns of a row take part in the softmax: [`Mask`].
 
 use crate::error::Error;
 
@@ -31,7 +13,25 @@ pub enum Columns<'a> {
     Bits(&'a [u8]),
 }
 
-/// Which columns of a row are visible; see the [module docs](self) for the exact rule.
+/// Which columns of a row take part in the softmax.
+///
+/// A [`Mask`] combines a *structural* part, a contiguous band of visible columns computed from the
+/// row's query position, with an optional per-column part. The structural part is what makes a
+/// causal row cheap: the kernels never touch the columns outside the band (no `exp`, no random
+/// bits) and only zero-fill them.
+///
+/// For a row with query position `q` and length `n`, column `j` is visible when all of these hold:
+///
+/// ```text
+/// q - before <= j <= q + after        (band; `before`/`after` unbounded unless set)
+/// j < key_len                         (key length; unbounded unless set)
+/// columns[j]                          (per-column mask, if any: true or bit 1 = visible)
+/// ```
+///
+/// [`Mask::causal`] is the band `before = inf, after = 0`; [`Mask::sliding_window`] of width `w`
+/// is `before = w - 1, after = 0`. In the rows helpers the mask describes the *first* row of the
+/// call: row `i` has query position `query_pos + i`, while `key_len` and the per-column part apply
+/// to every row. Beyond the mask, a column whose logit or bias is `-inf` also has probability 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mask<'a> {
     query_pos: usize,
