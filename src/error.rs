@@ -24,6 +24,8 @@ pub enum Error {
     },
     /// A training row longer than `u32::MAX` columns: the mask layout indexes columns with 32 bits.
     RowTooLong,
+    /// A chunk of a split row that does not start at a multiple of 64 columns.
+    ChunkAlignment,
 }
 
 impl fmt::Display for Error {
@@ -40,6 +42,9 @@ impl fmt::Display for Error {
                 )
             }
             Error::RowTooLong => f.write_str("training row longer than u32::MAX columns"),
+            Error::ChunkAlignment => {
+                f.write_str("row chunk does not start at a multiple of 64 columns")
+            }
         }
     }
 }

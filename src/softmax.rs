@@ -8,6 +8,7 @@ use crate::kernel::{
     Best, Finish, Probabilities, RowKernel, RowStats, Scores, backward_row, dropout_row,
     forward_row,
 };
+use crate::kernel::{chunk_stats as kernel_chunk_stats, forward_chunk as kernel_forward_chunk};
 use crate::mask::Mask;
 
 /// Evaluation or training.
@@ -393,6 +394,76 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
                 dxr,
             );
         }
+        Ok(())
+    }
+
+    /// Validates a chunk of a split row: its band within the row, in chunk coordinates.
+    fn chunk_span(&self, col0: usize, n: usize) -> Result<(usize, usize), Error> {
+        if !col0.is_multiple_of(64) {
+            return Err(Error::ChunkAlignment);
+        }
+        let end = col0.checked_add(n).ok_or(Error::RowTooLong)?;
+        self.validate(n)?;
+        if matches!(self.mode, Mode::Train { .. }) && u32::try_from(end.saturating_sub(1)).is_err()
+        {
+            return Err(Error::RowTooLong);
+        }
+        let (lo, hi) = self.mask.span(0, end);
+        let (lo, hi) = (lo.max(col0), hi.max(col0));
+        Ok((lo - col0, (hi - col0).max(lo - col0)))
+    }
+
+    /// A split row, step 1: the statistics of the chunk `x` = columns `col0 .. col0 + x.len()`
+    /// of row `row` (`col0` a multiple of 64). Combine the chunks' statistics with
+    /// [`RowStats::merge`], then finish each chunk with [`forward_chunk`](Self::forward_chunk).
+    /// The mask's band and key length apply at the chunk's global columns; the bias and the
+    /// per-column mask, if any, are the chunk's own slices. `scratch` (the chunk's length)
+    /// receives intermediate values; the chunk's output buffer will do.
+    ///
+    /// # Errors
+    /// [`Error::ChunkAlignment`] if `col0` is not a multiple of 64; [`Error::LengthMismatch`]
+    /// if `scratch`, the bias or the column mask differ from `x` in length;
+    /// [`Error::RowTooLong`] for training columns past 2^32. Nothing is written.
+    pub fn chunk_stats(
+        &self,
+        col0: usize,
+        x: &[f32],
+        scratch: &mut [f32],
+    ) -> Result<RowStats, Error> {
+        if x.len() != scratch.len() {
+            return Err(Error::LengthMismatch {
+                expected: x.len(),
+                found: scratch.len(),
+            });
+        }
+        let span = self.chunk_span(col0, x.len())?;
+        Ok(kernel_chunk_stats::<K>(&self.scores(), span, x, scratch))
+    }
+
+    /// A split row, step 2: finishes the chunk `x` (columns `col0 ..` of row `row`) into `y`
+    /// with the whole row's merged `stats`: `y_j = dropout(exp(z_j - m) / S)`, the dropout mask
+    /// taken at the global columns, so the chunks together carry exactly the unsplit row's mask
+    /// and its values within the documented bound. Chunks can be finished in any order, by any
+    /// thread.
+    ///
+    /// # Errors
+    /// As [`chunk_stats`](Self::chunk_stats) (with `y` for `scratch`). Nothing is written.
+    pub fn forward_chunk(
+        &self,
+        row: u64,
+        col0: usize,
+        stats: RowStats,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), Error> {
+        if x.len() != y.len() {
+            return Err(Error::LengthMismatch {
+                expected: x.len(),
+                found: y.len(),
+            });
+        }
+        let span = self.chunk_span(col0, x.len())?;
+        kernel_forward_chunk::<K>(&self.scores(), self.finish(), span, row, col0, stats, x, y);
         Ok(())
     }
 

@@ -48,6 +48,43 @@ impl RowStats {
     pub fn lse(&self) -> f32 {
         self.max + libm::logf(self.sum)
     }
+
+    /// The statistics of the union of two disjoint sets of columns (two chunks of a split row):
+    /// `m = max(m1, m2)`, `S = S1 exp(m1 - m) + S2 exp(m2 - m)`, computed in `f64` and rounded
+    /// once. Exact up to that rounding, associative and commutative up to it; special rows
+    /// combine as the whole row would (an empty side is the identity, NaN wins, `+inf` counts add).
+    pub fn merge(self, other: RowStats) -> RowStats {
+        let (a, b) = (self, other);
+        if a.max.is_nan() || b.max.is_nan() || a.sum.is_nan() || b.sum.is_nan() {
+            return RowStats {
+                max: f32::NAN,
+                sum: f32::NAN,
+            };
+        }
+        if a.max == f32::NEG_INFINITY {
+            return b;
+        }
+        if b.max == f32::NEG_INFINITY {
+            return a;
+        }
+        let m = if b.max > a.max { b.max } else { a.max };
+        let part = |s: RowStats| -> f64 {
+            if m == f32::INFINITY {
+                // The limit: only the +inf columns count, each as 1.
+                if s.max == f32::INFINITY {
+                    f64::from(s.sum)
+                } else {
+                    0.0
+                }
+            } else {
+                f64::from(s.sum) * libm::exp(f64::from(s.max) - f64::from(m))
+            }
+        };
+        RowStats {
+            max: m + 0.0,
+            sum: (part(a) + part(b)) as f32,
+        }
+    }
 }
 
 pub(crate) mod sealed {
@@ -68,6 +105,9 @@ pub(crate) mod sealed {
         pub d_lo: u32,
         pub key: [u32; 2],
         pub row: [u32; 2],
+        /// The row column of the slice's first element (a multiple of 64): chunks of a split
+        /// row index the mask with their global columns.
+        pub col0: usize,
     }
 
     impl DropPlan {
@@ -82,15 +122,8 @@ pub(crate) mod sealed {
                 d_lo: d & 0x00FF_FFFF,
                 key: key.philox_key(),
                 row: key.row_words(row),
+                col0: 0,
             })
-        }
-
-        /// `keep` from the 8-bit main slice `b`, running the tie-break only when it is needed.
-        #[inline]
-        pub fn keep_byte(&self, b: u32, col: u32) -> bool {
-            b > self.d_hi
-                || (b == self.d_hi
-                    && crate::dropout::tie_break(self.key, self.row, col) >= self.d_lo)
         }
     }
 
@@ -368,6 +401,107 @@ fn recompute_probs<K: sealed::Passes>(
         let _ = K::exp_sum(seg, m);
         K::finish(dx, lo, hi, (1.0 / f64::from(stats.sum)) as f32, None);
     }
+}
+
+/// Statistics of the visible columns of one chunk of a split row (`span` local to the chunk);
+/// `scratch` receives intermediate values.
+pub(crate) fn chunk_stats<K: sealed::Passes>(
+    sc: &Scores<'_>,
+    span: (usize, usize),
+    x: &[f32],
+    scratch: &mut [f32],
+) -> RowStats {
+    let (lo, hi) = span;
+    if lo >= hi {
+        return RowStats::EMPTY;
+    }
+    let (m, has_nan) = K::scores(sc, Some(x), scratch, lo, hi);
+    let m = m + 0.0;
+    let Some(seg) = scratch.get_mut(lo..hi) else {
+        return RowStats::EMPTY;
+    };
+    if has_nan {
+        RowStats {
+            max: f32::NAN,
+            sum: f32::NAN,
+        }
+    } else if m == f32::NEG_INFINITY {
+        RowStats::EMPTY
+    } else if m == f32::INFINITY {
+        RowStats {
+            max: m,
+            sum: seg.iter().filter(|&&z| z == f32::INFINITY).count() as f32,
+        }
+    } else {
+        RowStats {
+            max: m,
+            sum: K::exp_sum(seg, m),
+        }
+    }
+}
+
+/// One chunk of a split row finished with the whole row's statistics: `y = dropout(exp(z - m) / S)`
+/// with the mask at the chunk's global columns `col0 + j` (`col0` a multiple of 64).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_chunk<K: sealed::Passes>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    span: (usize, usize),
+    row: u64,
+    col0: usize,
+    stats: RowStats,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let (lo, hi) = span;
+    let (head, rest) = y.split_at_mut(lo.min(y.len()));
+    head.fill(0.0);
+    if let Some(tail) = rest.get_mut(hi.saturating_sub(lo)..) {
+        tail.fill(0.0);
+    }
+    if lo >= hi {
+        return;
+    }
+    let (rescale, plan) = match finish {
+        Finish::Eval => (1.0, None),
+        Finish::Train(d, _) if d.drops_all() => {
+            y.fill(0.0);
+            return;
+        }
+        Finish::Train(d, key) => (
+            f64::from(d.rescale()),
+            DropPlan::new(&d, key, row).map(|p| DropPlan { col0, ..p }),
+        ),
+    };
+    let m = stats.max + 0.0;
+    if !m.is_finite() || stats.sum.is_nan() {
+        // Special rows as the whole row would give them: P first, then the mask element by element.
+        recompute_probs::<K>(sc, span, x, stats, y);
+        if let (Finish::Train(d, key), Some(seg)) = (finish, y.get_mut(lo..hi)) {
+            for (j, v) in (lo..).zip(seg.iter_mut()) {
+                let kept = keep(&d, key, row, (col0 + j) as u32);
+                *v = if kept {
+                    (f64::from(*v) * rescale) as f32
+                } else if v.is_nan() {
+                    *v
+                } else {
+                    0.0
+                };
+            }
+        }
+        return;
+    }
+    let _ = K::scores(sc, Some(x), y, lo, hi);
+    if let Some(seg) = y.get_mut(lo..hi) {
+        let _ = K::exp_sum(seg, m);
+    }
+    K::finish(
+        y,
+        lo,
+        hi,
+        (rescale / f64::from(stats.sum)) as f32,
+        plan.as_ref(),
+    );
 }
 
 /// The packed keep bits of a row (see [`Dropout::mask_bits`]), 4096 columns at a time.

@@ -60,7 +60,7 @@ impl Passes for Scalar {
         for (j, v) in (lo..).zip(seg.iter_mut()) {
             // The definition itself: U = B << 24 | T, kept iff U >= D.
             let kept = plan.is_none_or(|p| {
-                let col = j as u32;
+                let col = (p.col0 + j) as u32;
                 let u = main_byte(p.key, p.row, col) << 24 | tie_break(p.key, p.row, col);
                 u >= (p.d_hi << 24 | p.d_lo)
             });

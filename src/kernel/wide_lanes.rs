@@ -434,7 +434,7 @@ fn finish<const N: usize, V: F32s<N>>(
     let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
     let mut mask = BlockMask::<N>::new();
     for (i, span) in seg.chunks_mut(64).enumerate() {
-        let bits = mask.bits64::<V::U>(plan, start + 64 * i, hi);
+        let bits = mask.bits64::<V::U>(plan, plan.col0 + start + 64 * i, plan.col0 + hi);
         let (chunks, tail) = span.as_chunks_mut::<N>();
         for (q, c) in chunks.iter_mut().enumerate() {
             let b = V::U::splat((bits >> (q * N)) as u32);
