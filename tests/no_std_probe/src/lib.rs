@@ -34,8 +34,8 @@ use dropmax::philox::{
 };
 use dropmax::wide::{u32x4, u32x8, u32x16};
 use dropmax::{
-    Best, Dropout, DropoutKey, Mask, Mode, RowKernel, RowStats, Scalar, SoftmaxDropout, Wide4,
-    Wide8, Wide16, keep, mask_uniform,
+    Best, Dropout, DropoutKey, Mask, MatrixProbabilities, Mode, Probabilities, RowKernel, RowStats,
+    Scalar, SoftmaxDropout, Wide4, Wide8, Wide16, keep, mask_uniform,
 };
 use rand_core::{Rng, SeedableRng};
 
@@ -155,7 +155,40 @@ fn run_rows<K: RowKernel>(
             d.stats(*st);
         }
     }
-    d.result(op.forward_rows_in_place(row, cols, y, stats));
+    // Backward with saved and recomputed probabilities, one row and a matrix; split rows.
+    let st = RowStats {
+        max: x.first().copied().unwrap_or(0.0),
+        sum: cols as f32,
+    };
+    let (dy, dx) = (x, y);
+    d.result(op.backward(row, Probabilities::Saved(dy), dy, dx));
+    d.result(op.backward(
+        row,
+        Probabilities::Recompute {
+            logits: dy,
+            stats: st,
+        },
+        dy,
+        dx,
+    ));
+    d.result(op.backward_rows(row, cols, MatrixProbabilities::Saved(dy), dy, dx));
+    if let Some(s) = stats.as_deref() {
+        d.result(op.backward_rows(
+            row,
+            cols,
+            MatrixProbabilities::Recompute {
+                logits: dy,
+                stats: s,
+            },
+            dy,
+            dx,
+        ));
+    }
+    if let Some(s) = d.result(op.chunk_stats(cols, dy, dx)) {
+        d.stats(s.merge(st));
+        d.result(op.forward_chunk(row, cols, s.merge(st), dy, dx));
+    }
+    d.result(op.forward_rows_in_place(row, cols, dx, stats));
 }
 
 /// The fused operation: `mode` 0 = `eval`, 1 = `train`, 2 = `new(Mode::Train)`,
@@ -256,6 +289,17 @@ pub unsafe extern "C" fn dropmax_probe_dropout(
     d.add(dr.p().to_bits() ^ dr.threshold() ^ dr.keep_probability().to_bits());
     d.add(u64::from(dr.rescale().to_bits()) ^ dr.keeps_all() as u64 ^ (dr.drops_all() as u64) << 1);
     d.add(keep(&dr, key, row, col) as u64);
+    // The packed mask export, over the values' bytes.
+    let bytes = len.min(64);
+    let mut packed = [0u8; 64];
+    if let Some(out) = packed.get_mut(..bytes) {
+        d.result(dr.mask_bits(key, row, out));
+    }
+    d.add(
+        packed
+            .iter()
+            .fold(0u64, |a, &b| a.rotate_left(5) ^ u64::from(b)),
+    );
     let r = match kernel {
         0 => dr.apply(key, row, values),
         1 => dr.apply_with::<Scalar>(key, row, values),
