@@ -31,7 +31,8 @@ use dropmax::philox::{
 };
 use dropmax::wide::{u32x4, u32x8, u32x16};
 use dropmax::{
-    Dropout, DropoutKey, Error, Mask, Mode, RowKernel, RowStats, SoftmaxDropout, keep, mask_uniform,
+    Dropout, DropoutKey, Error, Mask, MatrixProbabilities, Mode, Probabilities, RowKernel,
+    RowStats, SoftmaxDropout, keep, mask_uniform,
 };
 use rand_core::{Rng, SeedableRng};
 
@@ -378,6 +379,63 @@ fn exercise_kernels<K: RowKernel>(b: &mut Buffers, t: &mut Tally) {
     ));
 }
 
+/// The backward pass, split rows and the mask export, on kernel `K` (no error paths here, so the
+/// error count of the region is unchanged).
+fn exercise_training_api<K: RowKernel>(b: &mut Buffers, t: &mut Tally) {
+    let n = b.n;
+    if n == 0 {
+        return; // Empty rows and their error paths are exercised above.
+    }
+    let key = DropoutKey::new(9, 10);
+    for op in [
+        SoftmaxDropout::eval(0.5).unwrap(),
+        SoftmaxDropout::train(0.5, Dropout::new(0.1).unwrap(), key)
+            .unwrap()
+            .with_mask(Mask::causal(n / 2)),
+    ] {
+        let op = op.with_kernel::<K>();
+        let mut st = [RowStats::EMPTY; ROWS];
+        t.note(op.forward_rows(0, n, &b.x[..ROWS * n], &mut b.y[..ROWS * n], Some(&mut st)));
+        let (x, y) = (&b.x[..n], &mut b.y[..n]);
+        t.note(op.backward(0, Probabilities::Saved(x), x, y));
+        t.note(op.backward(
+            0,
+            Probabilities::Recompute {
+                logits: x,
+                stats: st[0],
+            },
+            x,
+            y,
+        ));
+        t.note(op.backward_rows(
+            0,
+            n,
+            MatrixProbabilities::Saved(&b.x[..ROWS * n]),
+            &b.x[..ROWS * n],
+            &mut b.y[..ROWS * n],
+        ));
+        let probs = MatrixProbabilities::Recompute {
+            logits: &b.x[..ROWS * n],
+            stats: &st,
+        };
+        t.note(op.backward_rows(0, n, probs, &b.x[..ROWS * n], &mut b.y[..ROWS * n]));
+        let (x, y) = (&b.x[..n], &mut b.y[..n]);
+        let half = (n / 2) & !63;
+        let s = op
+            .chunk_stats(0, &x[..half], &mut y[..half])
+            .unwrap_or(RowStats::EMPTY);
+        let s = s.merge(
+            op.chunk_stats(half, &x[half..], &mut y[half..])
+                .unwrap_or(RowStats::EMPTY),
+        );
+        t.note(op.forward_chunk(0, 0, s, &x[..half], &mut y[..half]));
+        t.note(op.forward_chunk(0, half, s, &x[half..], &mut y[half..]));
+        t.mix(u64::from(s.sum.to_bits()));
+    }
+    t.note(Dropout::new(0.3).unwrap().mask_bits(key, 5, &mut b.bytes));
+    t.mix(b.bytes.iter().fold(0, |a, &v| a ^ u64::from(v)));
+}
+
 /// Dropout alone and the mask's definition, on kernel `K`.
 fn exercise_dropout<K: RowKernel>(b: &mut Buffers, t: &mut Tally) {
     let n = b.n;
@@ -489,6 +547,7 @@ fn no_alloc_for<K: RowKernel>() {
         let ((), c) = measure(|| {
             exercise_kernels::<K>(&mut b, &mut t);
             exercise_dropout::<K>(&mut b, &mut t);
+            exercise_training_api::<K>(&mut b, &mut t);
             exercise_philox(&mut b, &mut t);
             exercise_formatting(&mut t);
         });
