@@ -79,6 +79,15 @@
 //! `(seed, offset, row, column)` computed with [`philox`]'s Philox4x32-10 (bit-exact with
 //! Random123), about 8 random bits per element.
 //!
+//! ## Attention batches
+//!
+//! [`AttentionBatch`] runs the operation over a `[batch, heads, q_len, k_len]` score tensor
+//! ([`AttentionShape`], rows optionally padded to a stride), forward and backward, giving each
+//! row its row id `first_row + (b * heads + h) * q_len + i`, its causal query position
+//! `past_len + i` (KV-cache decoding) and its batch entry's key length (padding). With the
+//! `rayon` feature, which brings `std`, `par_forward` and `par_backward` spread the rows over
+//! threads, bit-identical to the sequential calls.
+//!
 //! ## Kernel variants
 //!
 //! [`Scalar`] is the reference; [`Wide4`], [`Wide8`], [`Wide16`] run on `wide` vectors, which pick
@@ -90,6 +99,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::all, rust_2018_idioms)]
 
+mod batch;
 pub mod dropout;
 mod error;
 mod exp;
@@ -99,6 +109,7 @@ mod mask;
 pub mod philox;
 mod softmax;
 
+pub use batch::{AttentionBatch, AttentionShape};
 pub use dropout::{Dropout, DropoutKey, keep, mask_uniform};
 pub use error::Error;
 pub use exp::MAX_REL_ERROR as MAX_EXP_REL_ERROR;

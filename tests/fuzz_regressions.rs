@@ -9,6 +9,8 @@
 #[macro_use]
 #[path = "../fuzz/src/value.rs"]
 mod value;
+#[path = "../fuzz/src/backward.rs"]
+mod backward;
 #[path = "../fuzz/src/forward.rs"]
 mod forward;
 #[path = "../fuzz/src/philox.rs"]
@@ -90,6 +92,11 @@ fn philox_cases_pass_the_fuzz_checks() {
     replay("philox", philox::check);
 }
 
+#[test]
+fn backward_cases_pass_the_fuzz_checks() {
+    replay("backward", backward::check);
+}
+
 /// The checks bite: the same cases, with each output altered after the kernel ran, must fail.
 /// A check that accepted these would accept a broken kernel.
 #[test]
@@ -139,6 +146,59 @@ fn forward_checks_reject_altered_outputs() {
         assert!(
             caught > 0,
             "no committed case catches an altered output ({what})"
+        );
+    }
+}
+
+/// The same for the `backward` target: each gradient row (and split row) altered after the
+/// kernels ran must fail on at least one committed case.
+#[test]
+fn backward_checks_reject_altered_outputs() {
+    type Alter = fn(&str, &mut [f32]);
+    let alterations: [(&str, Alter); 4] = [
+        // A gradient off by 1e-4 relative, on the Wide8 variant only.
+        ("wide8 value", |k, dx| {
+            if k == "wide8"
+                && let Some(v) = dx.iter_mut().find(|v| v.is_finite() && **v != 0.0)
+            {
+                *v *= 1.0 + 1e-4;
+            }
+        }),
+        // A masked (or p = 1) +0 that is not zero, on every variant.
+        ("zero", |_, dx| {
+            if let Some(v) = dx.iter_mut().find(|v| v.to_bits() == 0) {
+                *v = f32::from_bits(1);
+            }
+        }),
+        // +0 written as -0, on the scalar reference.
+        ("sign", |k, dx| {
+            if k == "scalar"
+                && let Some(v) = dx.iter_mut().find(|v| v.to_bits() == 0)
+            {
+                *v = -0.0;
+            }
+        }),
+        // A NaN gradient that is not NaN, on Best.
+        ("nan", |k, dx| {
+            if k == "best"
+                && let Some(v) = dx.iter_mut().find(|v| v.is_nan())
+            {
+                *v = 0.0;
+            }
+        }),
+    ];
+    let cases = cases::<backward::BackwardInput>("backward");
+    for (what, alter) in alterations {
+        let caught = cases
+            .iter()
+            .filter(|(_, input)| {
+                quietly(|| catch_unwind(AssertUnwindSafe(|| backward::check_with(input, &alter))))
+                    .is_err()
+            })
+            .count();
+        assert!(
+            caught > 0,
+            "no committed backward case catches an altered output ({what})"
         );
     }
 }

@@ -63,7 +63,7 @@ pass() { printf 'ok:   %s\n' "$*"; }
 lib_name=libdropmax_no_std_probe.a
 exports="dropmax_probe_softmax dropmax_probe_dropout dropmax_probe_lse dropmax_probe_philox
          dropmax_probe_philox_x4 dropmax_probe_philox_x8 dropmax_probe_philox_x16 dropmax_probe_rng
-         dropmax_probe_error_display"
+         dropmax_probe_error_display dropmax_probe_batch"
 mem_imports="memcpy memmove memset memcmp bcmp"
 panic_symbol=dropmax_probe_panic_reached
 

@@ -26,6 +26,11 @@ size_t dropmax_probe_error_display(uint32_t which, double p, float scale, size_t
 uint64_t dropmax_probe_rng(uint32_t how, const uint32_t key[2], const uint32_t counter[4],
                            const uint8_t seed_bytes[24], uint64_t seed, uint8_t *dst, size_t len);
 
+uint64_t dropmax_probe_batch(uint32_t kernel, uint32_t mode, const size_t dims[5], uint32_t band,
+                             size_t past_len, size_t window, const size_t *key_lengths,
+                             size_t key_lengths_len, const float *bias, size_t bias_len,
+                             const float *x, float *y, size_t len, float *stats, size_t stats_len);
+
 /* Order-sensitive, so that equal results of different calls do not cancel out. */
 #define MIX(v) (digest = (digest ^ (uint64_t)(v)) * 0x100000001b3ull)
 
@@ -75,6 +80,14 @@ int main(void) {
         MIX(dropmax_probe_dropout(kernel, 0.3, 1, 2, 3, 4, vals, LEN));
     }
     MIX(dropmax_probe_dropout(0, 2.0, 1, 2, 3, 4, vals, LEN)); /* error path */
+    {
+        size_t dims[5] = {1, 1, ROWS, 30, COLS}, kl[1] = {20};
+        for (uint32_t k = 0; k <= 1; k++)
+            for (uint32_t m = 0; m <= 1; m++)
+                for (uint32_t band = 0; band <= 2; band++)
+                    MIX(dropmax_probe_batch(k, m, dims, band, 27, 5, kl, 1, band ? bias : NULL, 30,
+                                            x, y, LEN, stats, ROWS));
+    }
     MIX(dropmax_probe_lse(1.0f, 2.0f, false) * 1000.0f);
     MIX(isinf(dropmax_probe_lse(0.0f, 0.0f, true)) ? 1 : 0);
     dropmax_probe_philox(ctr4, key, out);

@@ -34,8 +34,9 @@ use dropmax::philox::{
 };
 use dropmax::wide::{u32x4, u32x8, u32x16};
 use dropmax::{
-    Best, Dropout, DropoutKey, Mask, MatrixProbabilities, Mode, Probabilities, RowKernel, RowStats,
-    Scalar, SoftmaxDropout, Wide4, Wide8, Wide16, keep, mask_uniform,
+    AttentionBatch, AttentionShape, Best, Dropout, DropoutKey, Mask, MatrixProbabilities, Mode,
+    Probabilities, RowKernel, RowStats, Scalar, SoftmaxDropout, Wide4, Wide8, Wide16, keep,
+    mask_uniform,
 };
 use rand_core::{Rng, SeedableRng};
 
@@ -444,6 +445,87 @@ pub unsafe extern "C" fn dropmax_probe_error_display(
 }
 
 /// Deliberate panic path: must make the link fail (`check.sh` requires it to).
+/// The attention batch API: forward, backward saved and recomputed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dropmax_probe_batch(
+    kernel: u32,
+    mode: u32,
+    dims: *const usize,
+    band: u32,
+    past_len: usize,
+    window: usize,
+    key_lengths: *const usize,
+    key_lengths_len: usize,
+    bias: *const f32,
+    bias_len: usize,
+    x: *const f32,
+    y: *mut f32,
+    len: usize,
+    stats: *mut RowStats,
+    stats_len: usize,
+) -> u64 {
+    // SAFETY: the C caller passes valid buffers; `x` and `y` do not overlap.
+    let (dims, kl, bias_s, x, y, stats) = unsafe {
+        (
+            view(dims, 5),
+            view(key_lengths, key_lengths_len),
+            view(bias, bias_len),
+            view(x, len),
+            view_mut(y, len),
+            view_mut(stats, stats_len),
+        )
+    };
+    let g = |i: usize| dims.get(i).copied().unwrap_or(0);
+    let shape = AttentionShape::new(g(0), g(1), g(2), g(3)).with_row_stride(g(4));
+    let mut d = Digest(0);
+    let Some(op) = d.result(match mode {
+        0 => SoftmaxDropout::eval(0.5),
+        _ => match Dropout::new(0.1) {
+            Ok(dr) => SoftmaxDropout::train(0.5, dr, DropoutKey::new(1, 2)),
+            Err(e) => Err(e),
+        },
+    }) else {
+        return d.0;
+    };
+    let op = if bias.is_null() {
+        op
+    } else {
+        op.with_bias(bias_s)
+    };
+    fn go<K: RowKernel>(
+        b: AttentionBatch<'_, K>,
+        x: &[f32],
+        y: &mut [f32],
+        stats: &mut [RowStats],
+        d: &mut Digest,
+    ) {
+        d.result(b.forward(3, x, y, Some(stats)));
+        d.result(b.forward(3, x, y, None));
+        d.result(b.backward(3, MatrixProbabilities::Saved(x), x, y));
+        d.result(b.backward(3, MatrixProbabilities::Recompute { logits: x, stats }, x, y));
+    }
+    let b = AttentionBatch::new(op, shape);
+    let b = match band {
+        0 => b,
+        1 => b.causal(past_len),
+        _ => b.sliding_window(past_len, window),
+    };
+    let b = if key_lengths.is_null() {
+        b
+    } else {
+        b.with_key_lengths(kl)
+    };
+    match kernel {
+        0 => go(b, x, y, stats, &mut d),
+        _ => {
+            let b2 = AttentionBatch::new(op.with_kernel::<Scalar>(), shape).causal(past_len);
+            go(b2, x, y, stats, &mut d)
+        }
+    }
+    d.add(u64::from(y.first().map_or(0, |v| v.to_bits())));
+    d.0
+}
+
 #[cfg(feature = "canary-panic")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dropmax_probe_canary_panic(x: *const f32, len: usize, i: usize) -> f32 {
