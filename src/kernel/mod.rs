@@ -142,10 +142,14 @@ pub(crate) mod sealed {
         ) -> (f32, bool);
         /// Pass 2: `seg[j] = exp(seg[j] - m)`, returning the sum. `seg` holds no NaN, `m` is
         /// finite and no `seg[j]` exceeds it.
-        fn exp_sum(seg: &mut [f32], m: f32) -> f32;
+        /// Also zeroes `zeros`, with stores interleaved with the exponentials.
+        fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32;
         /// Pass 3: `dst[j] *= factor` for `j` in `lo..hi`, or 0 where `plan` drops column `j`.
         /// `dst[..lo]` holds zeros, which a variant may rewrite (as zeros) to align its chunks.
         fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>);
+        /// `dst[..] = +0`, as plain vector stores: a `memset` call (what `fill` becomes) is a
+        /// burst the core cannot overlap with the compute around it.
+        fn zero(dst: &mut [f32]);
         /// The keep bits of columns `first + 64 i ..` (bit `k` of `words[i]`), `first` a multiple
         /// of 4096, for a row of `end` columns (bits at or past `end` are unspecified).
         fn keep_words(plan: &DropPlan, first: usize, words: &mut [u64; 64], end: usize);
@@ -226,19 +230,24 @@ pub(crate) fn forward_row<K: sealed::Passes>(
 ) -> RowStats {
     let (lo, hi) = span;
     let (head, rest) = dst.split_at_mut(lo.min(dst.len()));
-    head.fill(0.0);
-    if let Some(tail) = rest.get_mut(hi.saturating_sub(lo)..) {
-        tail.fill(0.0);
-    }
+    K::zero(head);
     if lo >= hi {
+        K::zero(rest);
         return RowStats::EMPTY;
     }
     let (m, has_nan) = K::scores(sc, src, dst, lo, hi);
     // Which zero a maximum of zeros is depends on the variant's max; make it +0 everywhere.
     let m = m + 0.0;
-    let Some(seg) = dst.get_mut(lo..hi) else {
-        return RowStats::EMPTY;
+    let (seg, tail) = match dst
+        .get_mut(lo..)
+        .map(|r| r.split_at_mut((hi - lo).min(r.len())))
+    {
+        Some(parts) => parts,
+        None => return RowStats::EMPTY,
     };
+    if has_nan || !m.is_finite() {
+        K::zero(tail);
+    }
     if has_nan {
         // Every column that takes part becomes NaN; excluded ones stay 0.
         for v in seg.iter_mut() {
@@ -260,7 +269,9 @@ pub(crate) fn forward_row<K: sealed::Passes>(
     if m == f32::INFINITY {
         return infinite_row(seg, lo, finish, row);
     }
-    let sum = K::exp_sum(seg, m);
+    // The masked tail is zeroed by stores spread through the exponentials' loop, where they
+    // cost nothing, rather than in a burst before it.
+    let sum = K::exp_sum(seg, m, tail);
     let (factor, plan) = match finish {
         Finish::Eval => (1.0 / f64::from(sum), None),
         Finish::Train(d, _) if d.drops_all() => {
@@ -398,7 +409,7 @@ fn recompute_probs<K: sealed::Passes>(
             *v = if *v == f32::INFINITY { share } else { 0.0 };
         }
     } else {
-        let _ = K::exp_sum(seg, m);
+        let _ = K::exp_sum(seg, m, &mut []);
         K::finish(dx, lo, hi, (1.0 / f64::from(stats.sum)) as f32, None);
     }
 }
@@ -435,7 +446,7 @@ pub(crate) fn chunk_stats<K: sealed::Passes>(
     } else {
         RowStats {
             max: m,
-            sum: K::exp_sum(seg, m),
+            sum: K::exp_sum(seg, m, &mut []),
         }
     }
 }
@@ -493,7 +504,7 @@ pub(crate) fn forward_chunk<K: sealed::Passes>(
     }
     let _ = K::scores(sc, Some(x), y, lo, hi);
     if let Some(seg) = y.get_mut(lo..hi) {
-        let _ = K::exp_sum(seg, m);
+        let _ = K::exp_sum(seg, m, &mut []);
     }
     K::finish(
         y,

@@ -42,7 +42,8 @@ impl Passes for Scalar {
         (m, nan)
     }
 
-    fn exp_sum(seg: &mut [f32], m: f32) -> f32 {
+    fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32 {
+        zeros.fill(0.0);
         let mut sum = 0.0f64;
         for v in seg.iter_mut() {
             let d = *v - m;
@@ -120,5 +121,9 @@ impl Passes for Scalar {
                 }
             }
         }
+    }
+
+    fn zero(dst: &mut [f32]) {
+        dst.fill(0.0);
     }
 }

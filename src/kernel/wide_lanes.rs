@@ -214,9 +214,12 @@ fn last_lanes<const N: usize, V: F32s<N>>(r: usize) -> V {
     V::from_bits(iota.gt_mask_i32(V::U::splat((N - r - 1) as u32)))
 }
 
-fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32) -> f32 {
+fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32 {
     let vm = V::splat(m);
     let zero = V::splat(0.0);
+    // Masked columns to zero: one chunk per pair of exponentials while both last.
+    let (zero_chunks, zero_tail) = zeros.as_chunks_mut::<N>();
+    let mut zero_iter = zero_chunks.iter_mut();
     let r = seg.len() % N;
     // The overlapping last chunk (see `score_loop`), its already-counted lanes left out of the sum.
     let last = match seg.last_chunk::<N>() {
@@ -235,6 +238,9 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32) -> f32 {
             e1.store(c1);
             acc[0] = acc[0] + e0;
             acc[1] = acc[1] + e1;
+            if let Some(z) = zero_iter.next() {
+                zero.store(z);
+            }
         }
         total = total + (acc[0] + acc[1]);
     }
@@ -242,6 +248,12 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32) -> f32 {
         let e = exp_rr2_p5::<N, V>(V::load(c) - vm);
         e.store(c);
         total = total + e;
+    }
+    for z in zero_iter {
+        zero.store(z);
+    }
+    for z in zero_tail.iter_mut() {
+        *z = 0.0;
     }
     if let Some(e) = last {
         total = total + V::select(last_lanes::<N, V>(r), e, zero);
@@ -573,11 +585,20 @@ macro_rules! wide_passes {
             ) -> (f32, bool) {
                 scores::<$n, $v>(sc, src, dst, lo, hi)
             }
-            fn exp_sum(seg: &mut [f32], m: f32) -> f32 {
-                exp_sum::<$n, $v>(seg, m)
+            fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32 {
+                exp_sum::<$n, $v>(seg, m, zeros)
             }
             fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
                 finish::<$n, $v>(dst, lo, hi, factor, plan)
+            }
+            fn zero(dst: &mut [f32]) {
+                // An opaque zero keeps the loop from being turned back into `memset`.
+                let z = <$v>::splat(core::hint::black_box(0.0));
+                let (chunks, tail) = dst.as_chunks_mut::<$n>();
+                for c in chunks.iter_mut() {
+                    F32s::<$n>::store(z, c);
+                }
+                tail.fill(0.0);
             }
             fn keep_words(plan: &DropPlan, first: usize, words: &mut [u64; 64], end: usize) {
                 let mut mask = BlockMask::<$n>::new();
