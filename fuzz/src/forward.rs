@@ -29,9 +29,9 @@ use dropmax::{
 /// The longest row the target builds (17 groups of 256 columns).
 pub const MAX_LEN: usize = 4352;
 /// What an output buffer holds before a call: a quiet NaN with a payload no kernel writes.
-const SENTINEL: f32 = f32::from_bits(0x7FC0_BEEF);
+pub(crate) const SENTINEL: f32 = f32::from_bits(0x7FC0_BEEF);
 /// `2^32`.
-const TWO_POW_32: f64 = 4_294_967_296.0;
+pub(crate) const TWO_POW_32: f64 = 4_294_967_296.0;
 
 fuzz_enum! {
     /// The row length (columns).
@@ -336,7 +336,7 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn fill(f: &Fill, out: &mut [f32]) {
+pub(crate) fn fill(f: &Fill, out: &mut [f32]) {
     let mut state = f.noise.as_ref().map_or(0, |n| u64::from(n.seed));
     for (j, o) in out.iter_mut().enumerate() {
         *o = if f.pattern.is_empty() {
@@ -359,7 +359,7 @@ fn fill(f: &Fill, out: &mut [f32]) {
     }
 }
 
-fn adjust(need: usize, adj: &LenAdj) -> usize {
+pub(crate) fn adjust(need: usize, adj: &LenAdj) -> usize {
     match adj {
         LenAdj::Right => need,
         LenAdj::Wrong(0) => need + 1,
@@ -374,7 +374,7 @@ fn near(v: u16, n: usize) -> usize {
 /// The structural band, resolved: `q - before <= j <= q + after`, `j < key_len`
 /// (`usize::MAX` = unbounded), or nothing visible (a window of 0).
 #[derive(Clone, Copy, Debug)]
-struct Band {
+pub(crate) struct Band {
     q: usize,
     before: usize,
     after: usize,
@@ -387,7 +387,7 @@ struct Band {
 }
 
 impl Band {
-    fn resolve(m: &MaskIn, n: usize) -> Self {
+    pub(crate) fn resolve(m: &MaskIn, n: usize) -> Self {
         let pos = |p: &Pos| match p {
             Pos::Near(v) => near(*v, n),
             Pos::Huge(v) => usize::MAX - usize::from(*v),
@@ -430,7 +430,7 @@ impl Band {
 
     /// The library's `Mask` for row `i` of a call: query position `q + i` (saturating, as the
     /// rows helpers do), the same key length and per-column mask.
-    fn mask<'a>(&self, kind: &BandIn, i: usize, cols: &'a Cols) -> Mask<'a> {
+    pub(crate) fn mask<'a>(&self, kind: &BandIn, i: usize, cols: &'a Cols) -> Mask<'a> {
         let q = self.q.saturating_add(i);
         let mut m = match kind {
             BandIn::None => Mask::none(),
@@ -450,7 +450,7 @@ impl Band {
     }
 
     /// Column `j` of row `i` passes the band (the model, written from the docs).
-    fn visible(&self, i: usize, j: usize) -> bool {
+    pub(crate) fn visible(&self, i: usize, j: usize) -> bool {
         let key_len = self
             .kind_key_len
             .min(self.extra_key_len.unwrap_or(usize::MAX));
@@ -468,14 +468,14 @@ impl Band {
 
 /// The per-column mask data, resolved.
 #[derive(Debug)]
-enum Cols {
+pub(crate) enum Cols {
     All,
     Bools(Vec<bool>),
     Bits(Vec<u8>),
 }
 
 impl Cols {
-    fn resolve(c: &ColsIn, n: usize) -> Self {
+    pub(crate) fn resolve(c: &ColsIn, n: usize) -> Self {
         let bit = |p: &ColPattern, j: usize| {
             p.bytes.is_empty() || p.bytes[(j / 8) % p.bytes.len()] >> (j % 8) & 1 == 1
         };
@@ -496,7 +496,7 @@ impl Cols {
         }
     }
 
-    fn length_ok(&self, n: usize) -> bool {
+    pub(crate) fn length_ok(&self, n: usize) -> bool {
         match self {
             Cols::All => true,
             Cols::Bools(b) => b.len() == n,
@@ -504,7 +504,7 @@ impl Cols {
         }
     }
 
-    fn visible(&self, j: usize) -> bool {
+    pub(crate) fn visible(&self, j: usize) -> bool {
         match self {
             Cols::All => true,
             Cols::Bools(b) => b[j],
@@ -518,20 +518,20 @@ impl Cols {
 pub type Tamper<'t> = &'t dyn Fn(&str, &mut [f32]);
 
 /// Everything resolved from an input that the model needs.
-struct Ctx<'a> {
-    n: usize,
-    scale: f32,
-    train: Option<(Dropout, DropoutKey)>,
-    row: u64,
-    band: Band,
-    cols: &'a Cols,
-    bias: Option<&'a [f32]>,
-    tamper: Tamper<'a>,
+pub(crate) struct Ctx<'a> {
+    pub(crate) n: usize,
+    pub(crate) scale: f32,
+    pub(crate) train: Option<(Dropout, DropoutKey)>,
+    pub(crate) row: u64,
+    pub(crate) band: Band,
+    pub(crate) cols: &'a Cols,
+    pub(crate) bias: Option<&'a [f32]>,
+    pub(crate) tamper: Tamper<'a>,
 }
 
 impl Ctx<'_> {
     /// A one-line summary for failure messages.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let cols = match self.cols {
             Cols::All => "all".to_string(),
             Cols::Bools(b) => format!("{} bools", b.len()),
@@ -550,23 +550,23 @@ impl Ctx<'_> {
         )
     }
 
-    fn rescale(&self) -> f32 {
+    pub(crate) fn rescale(&self) -> f32 {
         self.train.map_or(1.0, |(d, _)| d.rescale())
     }
 
-    fn kept(&self, row: u64, j: usize) -> bool {
+    pub(crate) fn kept(&self, row: u64, j: usize) -> bool {
         self.train
             .is_none_or(|(d, key)| keep(&d, key, row, j as u32))
     }
 
     /// Whether the bias and the column mask have the lengths a row of `n` needs.
-    fn lengths_ok(&self) -> bool {
+    pub(crate) fn lengths_ok(&self) -> bool {
         self.bias.is_none_or(|b| b.len() == self.n) && self.cols.length_ok(self.n)
     }
 }
 
 /// What the model says of one row.
-enum Kind {
+pub(crate) enum Kind {
     /// A NaN score: visible columns NaN, except `-inf` scores (0).
     Nan,
     /// No visible column, or only `-inf` scores: all zeros.
@@ -577,14 +577,14 @@ enum Kind {
     Ordinary { m: f32, s: f64, visible: usize },
 }
 
-struct Expect {
-    z: Vec<f32>,
-    visible: Vec<bool>,
-    kind: Kind,
+pub(crate) struct Expect {
+    pub(crate) z: Vec<f32>,
+    pub(crate) visible: Vec<bool>,
+    pub(crate) kind: Kind,
 }
 
 /// The model of row `i` of a call on logits `x`, written from the crate docs.
-fn model(ctx: &Ctx<'_>, x: &[f32], i: usize) -> Expect {
+pub(crate) fn model(ctx: &Ctx<'_>, x: &[f32], i: usize) -> Expect {
     let visible: Vec<bool> = (0..x.len())
         .map(|j| ctx.band.visible(i, j) && ctx.cols.visible(j))
         .collect();
@@ -623,17 +623,17 @@ fn model(ctx: &Ctx<'_>, x: &[f32], i: usize) -> Expect {
 }
 
 /// The documented relative term for a row of `visible` columns.
-fn rel(visible: usize) -> f64 {
+pub(crate) fn rel(visible: usize) -> f64 {
     if visible <= 4096 { 1e-6 } else { 2e-6 }
 }
 
 /// `2^-24`, `2^-126`.
-const U24: f64 = 1.0 / 16_777_216.0;
-const MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
+pub(crate) const U24: f64 = 1.0 / 16_777_216.0;
+pub(crate) const MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
 
 /// The exact output `Y*_j` of an ordinary row and its documented bound
 /// `(rel + 2^-24 |z_j - m|) Y*_j + 2^-126 rescale / S`.
-fn exact_and_bound(ctx: &Ctx<'_>, e: &Expect, row: u64, j: usize) -> (f64, f64) {
+pub(crate) fn exact_and_bound(ctx: &Ctx<'_>, e: &Expect, row: u64, j: usize) -> (f64, f64) {
     let Kind::Ordinary { m, s, visible } = e.kind else {
         unreachable!("only for ordinary rows")
     };
@@ -788,17 +788,17 @@ fn check_against_scalar(
     }
 }
 
-fn bits_equal(a: &[f32], b: &[f32]) -> bool {
+pub(crate) fn bits_equal(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
-fn stats_bits(s: &[RowStats]) -> Vec<(u32, u32)> {
+pub(crate) fn stats_bits(s: &[RowStats]) -> Vec<(u32, u32)> {
     s.iter()
         .map(|s| (s.max.to_bits(), s.sum.to_bits()))
         .collect()
 }
 
-fn scale_of(s: &ScaleIn) -> f32 {
+pub(crate) fn scale_of(s: &ScaleIn) -> f32 {
     match s {
         ScaleIn::Common(i) => COMMON_SCALES[usize::from(*i) % COMMON_SCALES.len()],
         ScaleIn::Small(v) => f32::from(*v) / 1024.0,
@@ -806,7 +806,7 @@ fn scale_of(s: &ScaleIn) -> f32 {
     }
 }
 
-fn p_of(p: &PIn) -> f64 {
+pub(crate) fn p_of(p: &PIn) -> f64 {
     match p {
         PIn::Common(i) => COMMON_PS[usize::from(*i) % COMMON_PS.len()],
         PIn::Unit(v) => (v >> 11) as f64 / 9_007_199_254_740_992.0,
@@ -817,7 +817,7 @@ fn p_of(p: &PIn) -> f64 {
 }
 
 /// `Dropout`'s documented arithmetic.
-fn check_dropout(d: &Dropout, p: f64) {
+pub(crate) fn check_dropout(d: &Dropout, p: f64) {
     let t = (p * TWO_POW_32).round() as u64;
     assert_eq!(d.threshold(), t, "threshold of p = {p:?}");
     let kept = (1u64 << 32) - t;
@@ -924,7 +924,7 @@ pub fn check_with(input: &ForwardInput, tamper: Tamper<'_>) {
 }
 
 /// The logits buffer: `len` values at `start`, guards of NaN around them.
-fn logits(data: &Fill, start: usize, len: usize) -> Vec<f32> {
+pub(crate) fn logits(data: &Fill, start: usize, len: usize) -> Vec<f32> {
     let mut buf = vec![f32::NAN; start + len + 5];
     fill(data, &mut buf[start..start + len]);
     buf
@@ -962,7 +962,7 @@ fn run_row<K: RowKernel>(
     }
 }
 
-const VARIANTS: [&str; 5] = ["scalar", "wide4", "wide8", "wide16", "best"];
+pub(crate) const VARIANTS: [&str; 5] = ["scalar", "wide4", "wide8", "wide16", "best"];
 
 fn check_row_call(
     ctx: &Ctx<'_>,
