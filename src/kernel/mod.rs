@@ -473,6 +473,40 @@ pub(crate) fn forward_chunk<K: sealed::Passes>(
     if lo >= hi {
         return;
     }
+    let m = stats.max + 0.0;
+    if !m.is_finite() || stats.sum.is_nan() {
+        // Special rows exactly as the whole row gives them (see `forward_row`, `infinite_row`).
+        let _ = K::scores(sc, Some(x), y, lo, hi);
+        let Some(seg) = y.get_mut(lo..hi) else { return };
+        if m.is_nan() || stats.sum.is_nan() {
+            for v in seg.iter_mut() {
+                *v = if *v == f32::NEG_INFINITY {
+                    0.0
+                } else {
+                    f32::NAN
+                };
+            }
+        } else if m == f32::NEG_INFINITY {
+            seg.fill(0.0);
+        } else {
+            let share = match finish {
+                Finish::Eval => 1.0 / f64::from(stats.sum),
+                Finish::Train(d, _) => f64::from(d.rescale()) / f64::from(stats.sum),
+            } as f32;
+            for (j, v) in (lo..).zip(seg.iter_mut()) {
+                let kept = match finish {
+                    Finish::Eval => true,
+                    Finish::Train(d, key) => keep(&d, key, row, (col0 + j) as u32),
+                };
+                *v = if *v == f32::INFINITY && kept {
+                    share
+                } else {
+                    0.0
+                };
+            }
+        }
+        return;
+    }
     let (rescale, plan) = match finish {
         Finish::Eval => (1.0, None),
         Finish::Train(d, _) if d.drops_all() => {
@@ -484,24 +518,6 @@ pub(crate) fn forward_chunk<K: sealed::Passes>(
             DropPlan::new(&d, key, row).map(|p| DropPlan { col0, ..p }),
         ),
     };
-    let m = stats.max + 0.0;
-    if !m.is_finite() || stats.sum.is_nan() {
-        // Special rows as the whole row would give them: P first, then the mask element by element.
-        recompute_probs::<K>(sc, span, x, stats, y);
-        if let (Finish::Train(d, key), Some(seg)) = (finish, y.get_mut(lo..hi)) {
-            for (j, v) in (lo..).zip(seg.iter_mut()) {
-                let kept = keep(&d, key, row, (col0 + j) as u32);
-                *v = if kept {
-                    (f64::from(*v) * rescale) as f32
-                } else if v.is_nan() {
-                    *v
-                } else {
-                    0.0
-                };
-            }
-        }
-        return;
-    }
     let _ = K::scores(sc, Some(x), y, lo, hi);
     if let Some(seg) = y.get_mut(lo..hi) {
         let _ = K::exp_sum(seg, m, &mut []);
