@@ -341,11 +341,7 @@ pub(crate) fn backward_row<K: sealed::Passes>(
     dx: &mut [f32],
 ) {
     let (lo, hi) = span;
-    let (head, rest) = dx.split_at_mut(lo.min(dx.len()));
-    head.fill(0.0);
-    if let Some(tail) = rest.get_mut(hi.saturating_sub(lo)..) {
-        tail.fill(0.0);
-    }
+    zero_outside(dx, span);
     if lo >= hi {
         return;
     }
@@ -465,11 +461,7 @@ pub(crate) fn forward_chunk<K: sealed::Passes>(
     y: &mut [f32],
 ) {
     let (lo, hi) = span;
-    let (head, rest) = y.split_at_mut(lo.min(y.len()));
-    head.fill(0.0);
-    if let Some(tail) = rest.get_mut(hi.saturating_sub(lo)..) {
-        tail.fill(0.0);
-    }
+    zero_outside(y, span);
     if lo >= hi {
         return;
     }
@@ -548,6 +540,16 @@ pub(crate) fn mask_bits(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut 
         for (d, s) in bytes.iter_mut().zip(word_bytes) {
             *d = s;
         }
+    }
+}
+
+/// Zeroes the columns of `dst` outside the band `span = (lo, hi)`.
+fn zero_outside(dst: &mut [f32], span: (usize, usize)) {
+    let (lo, hi) = span;
+    let (head, rest) = dst.split_at_mut(lo.min(dst.len()));
+    head.fill(0.0);
+    if let Some(tail) = rest.get_mut(hi.saturating_sub(lo)..) {
+        tail.fill(0.0);
     }
 }
 
