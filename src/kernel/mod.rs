@@ -249,14 +249,7 @@ pub(crate) fn forward_row<K: sealed::Passes>(
         K::zero(tail);
     }
     if has_nan {
-        // Every column that takes part becomes NaN; excluded ones stay 0.
-        for v in seg.iter_mut() {
-            *v = if *v == f32::NEG_INFINITY {
-                0.0
-            } else {
-                f32::NAN
-            };
-        }
+        nan_row(seg);
         return RowStats {
             max: f32::NAN,
             sum: f32::NAN,
@@ -267,7 +260,12 @@ pub(crate) fn forward_row<K: sealed::Passes>(
         return RowStats::EMPTY;
     }
     if m == f32::INFINITY {
-        return infinite_row(seg, lo, finish, row);
+        let k = seg.iter().filter(|&&z| z == f32::INFINITY).count() as f32;
+        infinite_row(seg, lo, k, finish, row);
+        return RowStats {
+            max: f32::INFINITY,
+            sum: k,
+        };
     }
     // The masked tail is zeroed by stores spread through the exponentials' loop, where they
     // cost nothing, rather than in a burst before it.
@@ -288,28 +286,51 @@ pub(crate) fn forward_row<K: sealed::Passes>(
 }
 
 /// A row whose maximum score is `+inf`: the limit of the softmax as those scores grow, i.e. the
-/// `k` infinite columns share the probability equally, every other column gets 0.
-fn infinite_row(seg: &mut [f32], lo: usize, finish: Finish, row: u64) -> RowStats {
-    let k = seg.iter().filter(|&&z| z == f32::INFINITY).count() as f32;
+/// `k` infinite columns share the probability equally (then dropout, at the global column
+/// `first + j`), every other column gets 0. `seg` holds the scores.
+fn infinite_row(seg: &mut [f32], first: usize, k: f32, finish: Finish, row: u64) {
     let share = match finish {
         Finish::Eval => 1.0 / f64::from(k),
         Finish::Train(d, _) => f64::from(d.rescale()) / f64::from(k),
-    };
-    for (j, v) in seg.iter_mut().enumerate() {
+    } as f32;
+    for (j, v) in (first..).zip(seg.iter_mut()) {
         let kept = match finish {
             Finish::Eval => true,
-            Finish::Train(d, key) => keep(&d, key, row, (lo + j) as u32),
+            Finish::Train(d, key) => keep(&d, key, row, j as u32),
         };
         *v = if *v == f32::INFINITY && kept {
-            share as f32
+            share
         } else {
             0.0
         };
     }
-    RowStats {
-        max: f32::INFINITY,
-        sum: k,
+}
+
+/// A row with a NaN score: every column that takes part becomes NaN, excluded ones (`-inf`
+/// scores) stay 0. `seg` holds the scores.
+fn nan_row(seg: &mut [f32]) {
+    for v in seg.iter_mut() {
+        *v = if *v == f32::NEG_INFINITY {
+            0.0
+        } else {
+            f32::NAN
+        };
     }
+}
+
+/// Finishes a row whose statistics are special (NaN, `-inf` or `+inf` maximum) from its scores
+/// in `seg`, exactly as every path does; false for an ordinary row, left untouched.
+fn special_row(seg: &mut [f32], first: usize, stats: RowStats, finish: Finish, row: u64) -> bool {
+    if stats.max.is_nan() || stats.sum.is_nan() {
+        nan_row(seg);
+    } else if stats.max == f32::NEG_INFINITY {
+        seg.fill(0.0);
+    } else if stats.max == f32::INFINITY {
+        infinite_row(seg, first, stats.sum, finish, row);
+    } else {
+        return false;
+    }
+    true
 }
 
 /// Where the backward pass gets the softmax probabilities `P` of a row.
@@ -389,22 +410,16 @@ fn recompute_probs<K: sealed::Passes>(
         return;
     };
     let m = stats.max + 0.0;
-    if m.is_nan() || stats.sum.is_nan() {
-        for v in seg.iter_mut() {
-            *v = if *v == f32::NEG_INFINITY {
-                0.0
-            } else {
-                f32::NAN
-            };
-        }
-    } else if m == f32::NEG_INFINITY {
-        seg.fill(0.0);
-    } else if m == f32::INFINITY {
-        let share = 1.0 / stats.sum;
-        for v in seg.iter_mut() {
-            *v = if *v == f32::INFINITY { share } else { 0.0 };
-        }
-    } else {
+    if !special_row(
+        seg,
+        lo,
+        RowStats {
+            max: m,
+            sum: stats.sum,
+        },
+        Finish::Eval,
+        0,
+    ) {
         let _ = K::exp_sum(seg, m, &mut []);
         K::finish(dx, lo, hi, (1.0 / f64::from(stats.sum)) as f32, None);
     }
@@ -467,35 +482,19 @@ pub(crate) fn forward_chunk<K: sealed::Passes>(
     }
     let m = stats.max + 0.0;
     if !m.is_finite() || stats.sum.is_nan() {
-        // Special rows exactly as the whole row gives them (see `forward_row`, `infinite_row`).
+        // Special rows exactly as the whole row gives them.
         let _ = K::scores(sc, Some(x), y, lo, hi);
-        let Some(seg) = y.get_mut(lo..hi) else { return };
-        if m.is_nan() || stats.sum.is_nan() {
-            for v in seg.iter_mut() {
-                *v = if *v == f32::NEG_INFINITY {
-                    0.0
-                } else {
-                    f32::NAN
-                };
-            }
-        } else if m == f32::NEG_INFINITY {
-            seg.fill(0.0);
-        } else {
-            let share = match finish {
-                Finish::Eval => 1.0 / f64::from(stats.sum),
-                Finish::Train(d, _) => f64::from(d.rescale()) / f64::from(stats.sum),
-            } as f32;
-            for (j, v) in (lo..).zip(seg.iter_mut()) {
-                let kept = match finish {
-                    Finish::Eval => true,
-                    Finish::Train(d, key) => keep(&d, key, row, (col0 + j) as u32),
-                };
-                *v = if *v == f32::INFINITY && kept {
-                    share
-                } else {
-                    0.0
-                };
-            }
+        if let Some(seg) = y.get_mut(lo..hi) {
+            special_row(
+                seg,
+                col0 + lo,
+                RowStats {
+                    max: m,
+                    sum: stats.sum,
+                },
+                finish,
+                row,
+            );
         }
         return;
     }
