@@ -212,7 +212,16 @@ fn variants_agree<K: RowKernel>() {
         let x = row(&mut r, n, -5.0, 5.0);
         let dy = row(&mut r, n, -1.0, 1.0);
         let bias = row(&mut r, n, -1.0, 1.0);
+        let bools: Vec<bool> = (0..n).map(|j| j % 5 != 2).collect();
+        let mut bits = vec![0u8; n.div_ceil(8)];
+        for (j, &b) in bools.iter().enumerate() {
+            bits[j / 8] |= u8::from(b) << (j % 8);
+        }
+        let train = SoftmaxDropout::train(0.3, Dropout::new(0.2).unwrap(), key).unwrap();
         for op in [
+            train.with_mask(Mask::none().with_columns(&bools)),
+            train.with_mask(Mask::sliding_window(n / 2, 50).with_column_bits(&bits)),
+            train.with_mask(Mask::key_len(n / 2 + 1)),
             SoftmaxDropout::eval(0.3).unwrap(),
             SoftmaxDropout::train(0.3, Dropout::new(0.1).unwrap(), key)
                 .unwrap()
