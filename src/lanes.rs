@@ -53,16 +53,17 @@ pub(crate) trait U32s<const N: usize>:
     /// Lanes where `self > o`, both read as `i32` (callers keep values below 2^31).
     fn gt_mask_i32(self, o: Self) -> Self;
     fn eq_mask(self, o: Self) -> Self;
-    /// Bit `l` = the sign bit of lane `l` (lane `l` of a mask is set).
-    fn bitmask(self) -> u32;
     /// The `4 N` bytes of the lanes in little-endian order (byte `i` = bits `8 (i % 4)..` of lane
     /// `i / 4`), compared with `gt` and `eq`: bit `i` of the results is `byte_i > gt` and
     /// `byte_i == eq`.
     fn byte_masks(self, gt: u8, eq: u8) -> (u64, u64);
+    /// Philox4x32-10 over two independent batches of `N` blocks (see
+    /// [`philox_lanes_x2`](crate::philox::philox_lanes_x2)).
+    fn philox_x2(a: [Self; 4], b: [Self; 4], key: [u32; 2]) -> ([Self; 4], [Self; 4]);
 }
 
 macro_rules! impl_lanes {
-    ($n:literal, $f:ident, $u:ident, $i:ident, $b:ident) => {
+    ($n:literal, $f:ident, $u:ident, $i:ident, $b:ident, $philox_x2:path) => {
         impl F32s<$n> for $f {
             type U = $u;
             #[inline(always)]
@@ -149,10 +150,6 @@ macro_rules! impl_lanes {
                 self.simd_eq(o)
             }
             #[inline(always)]
-            fn bitmask(self) -> u32 {
-                self.to_bitmask()
-            }
-            #[inline(always)]
             fn byte_masks(self, gt: u8, eq: u8) -> (u64, u64) {
                 // A cast reads the bytes in memory order, which is the required order only on
                 // little-endian targets; elsewhere shift them out of the lanes.
@@ -168,10 +165,45 @@ macro_rules! impl_lanes {
                     u64::from(bytes.simd_eq($b::splat(eq)).to_bitmask()),
                 )
             }
+            #[inline(always)]
+            fn philox_x2(a: [Self; 4], b: [Self; 4], key: [u32; 2]) -> ([Self; 4], [Self; 4]) {
+                $philox_x2(a, b, key)
+            }
         }
     };
 }
 
-impl_lanes!(4, f32x4, u32x4, i32x4, u8x16);
-impl_lanes!(8, f32x8, u32x8, i32x8, u8x32);
-impl_lanes!(16, f32x16, u32x16, i32x16, u8x64);
+impl_lanes!(
+    4,
+    f32x4,
+    u32x4,
+    i32x4,
+    u8x16,
+    crate::philox::portable_x2::<4, Self>
+);
+impl_lanes!(
+    8,
+    f32x8,
+    u32x8,
+    i32x8,
+    u8x32,
+    crate::philox::portable_x2::<8, Self>
+);
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+impl_lanes!(
+    16,
+    f32x16,
+    u32x16,
+    i32x16,
+    u8x64,
+    crate::philox::avx512::philox_x2
+);
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+impl_lanes!(
+    16,
+    f32x16,
+    u32x16,
+    i32x16,
+    u8x64,
+    crate::philox::portable_x2::<16, Self>
+);

@@ -10,7 +10,7 @@ use crate::dropout::{GROUP, main_counter};
 use crate::exp::exp_rr2_p5;
 use crate::lanes::{F32s, U32s};
 use crate::mask::Columns;
-use crate::philox::{philox_lanes, philox_lanes_x2};
+use crate::philox::{philox_lanes, philox_lanes_x2, philox_word0_x8};
 use wide::{f32x4, f32x8, f32x16};
 
 /// Pairs of chunks summed into one partial vector before it joins the running total: keeps the
@@ -271,6 +271,14 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
 /// Columns whose keep bits are generated together: 16 groups of 256.
 const BLOCK: usize = 16 * GROUP;
 
+/// Room in the tie queue: a settle at most every 8 words (two batches of 16 lanes) keeps the
+/// branch-free appends of first ties (at most one a word) within it; only the rare extra ties of
+/// a word check for room.
+const QUEUE: usize = 32;
+
+/// Tie-break blocks generated together: a row of 1024 columns has about 4 ties.
+const TIE_LANES: usize = 8;
+
 /// Keep decisions of up to 4096 consecutive columns, groups `first .. first + 16`, as bits: bit
 /// `i` of `bits[s]` decides column `256 first + 64 s + i` (see the layout in `dropout`).
 ///
@@ -281,9 +289,23 @@ const BLOCK: usize = 16 * GROUP;
 struct BlockMask<const N: usize> {
     first: usize,
     bits: [u64; 64],
-    /// Tied columns waiting for their tie-break words, as offsets from column `256 first`.
-    ties: [u32; N],
-    tied: usize,
+    /// Tied columns, kept in `bits` until settled, as offsets from column `256 first`.
+    ties: Ties,
+}
+
+/// Tied columns waiting for their tie-break words.
+///
+#[derive(Clone, Copy)]
+struct Ties {
+    cols: [u32; QUEUE],
+    len: usize,
+}
+
+impl Ties {
+    const EMPTY: Ties = Ties {
+        cols: [0; QUEUE],
+        len: 0,
+    };
 }
 
 impl<const N: usize> BlockMask<N> {
@@ -295,17 +317,23 @@ impl<const N: usize> BlockMask<N> {
         Self {
             first: usize::MAX / 2,
             bits: [0; 64],
-            ties: [0; N],
-            tied: 0,
+            ties: Ties::EMPTY,
         }
     }
 
     /// Generates the block of groups from `g`, up to the row's end at column `end`.
+    ///
+    /// Tied columns are kept in the bits until settled, a vector of them at a time. With `DEFER`,
+    /// the last ones stay kept: the caller applies the block, then calls [`Self::fix_up`]. That
+    /// last tie-break block is a chain of ten dependent rounds with nothing else to overlap;
+    /// deferred, its latency hides behind the next row's work instead of stalling this one.
     #[inline(never)]
-    fn fill<U: U32s<N>>(&mut self, plan: &DropPlan, g: usize, end: usize) {
+    fn fill<U: U32s<N>, const DEFER: bool>(&mut self, plan: &DropPlan, g: usize, end: usize) {
         self.first = g;
-        self.bits = [0; 64];
-        self.tied = 0;
+        // The queue's length is a plain local, never behind a reference that leaves this
+        // function, so that it stays in a register.
+        let mut cols = [0u32; QUEUE];
+        let mut len = 0;
         let groups = end.div_ceil(GROUP).saturating_sub(g).min(BLOCK / GROUP);
         let iota = U::from_array(core::array::from_fn(|l| l as u32));
         let [r0, r1] = plan.row;
@@ -323,21 +351,37 @@ impl<const N: usize> BlockMask<N> {
         let mut job = 0;
         while job + 1 < jobs {
             let (a, b) = philox_lanes_x2::<N, U>(counter(job), counter(job + 1), plan.key);
-            self.record(plan, job, a);
-            self.record(plan, job + 1, b);
+            len = self.record(plan, &mut cols, len, job, a);
+            len = self.record(plan, &mut cols, len, job + 1, b);
             job += 2;
+            // Under 16 queued before the 8 words of the next pair: room for their first ties.
+            if len >= QUEUE - 16 {
+                self.settle::<U>(plan, &cols, len);
+                len = 0;
+            }
         }
         if job < jobs {
-            self.record(plan, job, philox_lanes::<N, U>(counter(job), plan.key));
+            let words = philox_lanes::<N, U>(counter(job), plan.key);
+            len = self.record(plan, &mut cols, len, job, words);
         }
-        if self.tied > 0 {
-            self.settle::<U>(plan);
+        if !DEFER && len > 0 {
+            self.settle::<U>(plan, &cols, len);
+            len = 0;
         }
+        self.ties = Ties { cols, len };
     }
 
-    /// Turns the four words of batch `job` into keep bits, queueing ties.
+    /// Turns the four words of batch `job` into keep bits (tied columns kept), queueing ties
+    /// after the first `len` of `cols`; returns the new length.
     #[inline(always)]
-    fn record<U: U32s<N>>(&mut self, plan: &DropPlan, job: usize, words: [U; 4]) {
+    fn record<U: U32s<N>>(
+        &mut self,
+        plan: &DropPlan,
+        cols: &mut [u32; QUEUE],
+        mut len: usize,
+        job: usize,
+        words: [U; 4],
+    ) -> usize {
         let (gg, k) = (job / Self::BATCHES, job % Self::BATCHES);
         let shift = 4 * N * k;
         // With d_lo = 0 the test is `>= d_hi` (d_hi >= 1 as D > 0), and there are no ties.
@@ -349,49 +393,118 @@ impl<const N: usize> BlockMask<N> {
         for (w, word) in words.into_iter().enumerate() {
             let slot = 4 * gg + w;
             let (kept, tied) = word.byte_masks(gt, plan.d_hi as u8);
+            // The first batch of a slot assigns it (no zeroing pass over the whole block).
+            let kept = kept | tied;
             if let Some(bits) = self.bits.get_mut(slot) {
-                *bits |= kept << shift;
+                *bits = if k == 0 { kept } else { *bits | kept << shift };
             }
-            let mut tied = if plan.d_lo == 0 { 0 } else { tied };
-            while tied != 0 {
-                let i = tied.trailing_zeros() as usize;
-                tied &= tied - 1;
-                if let Some(t) = self.ties.get_mut(self.tied) {
-                    *t = (64 * slot + shift + i) as u32;
+            if plan.d_lo != 0 {
+                // A word of 64 bytes (16 lanes) has a tie with probability 0.22 and two with
+                // 0.026: the first is appended without a branch, the others out of line. A
+                // branch per tie would be mispredicted about as often as it is taken.
+                let base = (64 * slot + shift) as u32;
+                if let Some(c) = cols.get_mut(len) {
+                    *c = base + tied.trailing_zeros();
                 }
-                self.tied += 1;
-                if self.tied >= N {
-                    self.settle::<U>(plan);
+                len += usize::from(tied != 0);
+                let rest = tied & tied.wrapping_sub(1);
+                if rest != 0 {
+                    len = self.queue_rest::<U>(plan, cols, len, base, rest);
+                }
+            }
+        }
+        len
+    }
+
+    /// Queues the tied columns `base + i` for the set bits `i` of `rest`; returns the new length.
+    #[cold]
+    #[inline(never)]
+    fn queue_rest<U: U32s<N>>(
+        &mut self,
+        plan: &DropPlan,
+        cols: &mut [u32; QUEUE],
+        mut len: usize,
+        base: u32,
+        mut rest: u64,
+    ) -> usize {
+        while rest != 0 {
+            if len >= QUEUE {
+                self.settle::<U>(plan, cols, len);
+                len = 0;
+            }
+            if let Some(c) = cols.get_mut(len) {
+                *c = base + rest.trailing_zeros();
+            }
+            len += 1;
+            rest &= rest - 1;
+        }
+        len
+    }
+
+    /// Bit `i` set when the queued column `cols[at + i]` (`i < 8`) is kept: its tie-break word
+    /// is at least `d_lo`.
+    #[inline(always)]
+    fn verdicts(&self, plan: &DropPlan, cols: &[u32; QUEUE], at: usize) -> u32 {
+        let [r0, r1] = plan.row;
+        let base = (self.first * GROUP) as u32;
+        let lanes = core::array::from_fn(|l| cols.get(at + l).map_or(0, |&c| base + c));
+        let t = philox_word0_x8(lanes, 1, r0, r1, plan.key);
+        t.iter().enumerate().fold(0, |k, (l, &t)| {
+            k | u32::from(t & 0x00FF_FFFF >= plan.d_lo) << l
+        })
+    }
+
+    /// Clears the bits of the first `len` queued columns whose tie-break word is below `d_lo`.
+    #[inline(never)]
+    fn settle<U: U32s<N>>(&mut self, plan: &DropPlan, cols: &[u32; QUEUE], len: usize) {
+        for at in (0..len).step_by(TIE_LANES) {
+            let kept = self.verdicts(plan, cols, at);
+            // No branch on the verdicts: the loop's length is known before they are, so the
+            // work behind it need not wait for the latency-bound tie-break block.
+            for (i, &c) in cols
+                .iter()
+                .enumerate()
+                .take(len.min(at + TIE_LANES))
+                .skip(at)
+            {
+                let dropped = u64::from(!kept >> ((i - at) % TIE_LANES) & 1);
+                if let Some(bits) = self.bits.get_mut((c / 64) as usize) {
+                    *bits &= !(dropped << (c % 64));
                 }
             }
         }
     }
 
-    /// Keeps the queued tied columns whose tie-break word is at least `d_lo`.
-    #[inline(never)]
-    fn settle<U: U32s<N>>(&mut self, plan: &DropPlan) {
-        let [r0, r1] = plan.row;
-        let base = U::splat((self.first * GROUP) as u32);
-        let ctr = [
-            U::from_array(self.ties) + base,
-            U::splat(1),
-            U::splat(r0),
-            U::splat(r1),
-        ];
-        let t = philox_lanes::<N, U>(ctr, plan.key)[0] & U::splat(0x00FF_FFFF);
-        // t >= d_lo as t > d_lo - 1 (d_lo >= 1 when there are ties; t < 2^24 compares as i32).
-        let mut kept =
-            u64::from(t.gt_mask_i32(U::splat(plan.d_lo - 1)).bitmask()) & ((1u64 << self.tied) - 1);
-        while kept != 0 {
-            let i = kept.trailing_zeros() as usize;
-            kept &= kept - 1;
-            if let Some(&c) = self.ties.get(i)
-                && let Some(bits) = self.bits.get_mut((c / 64) as usize)
+    /// After a block from [`Self::fill`] with `DEFER` has been applied to `out`, whose element
+    /// `i` is column `col + i`: zeroes the dropped ones among the columns it left kept.
+    ///
+    /// The tie-break block is generated here, after the loop that applied the block, not when
+    /// the ties are found: by now the queue's scalar stores have reached the cache, so its vector
+    /// load is not held up by a failed store forward, and nothing but these few stores waits for
+    /// the result, so the next row's work overlaps its latency.
+    #[inline(always)]
+    fn fix_up<U: U32s<N>>(&mut self, plan: &DropPlan, out: &mut [f32], col: usize) {
+        let first = self.first * GROUP;
+        let ties = self.ties;
+        for at in (0..ties.len).step_by(TIE_LANES) {
+            let kept = self.verdicts(plan, &ties.cols, at);
+            for (i, &c) in ties
+                .cols
+                .iter()
+                .enumerate()
+                .take(ties.len.min(at + TIE_LANES))
+                .skip(at)
             {
-                *bits |= 1 << (c % 64);
+                let dropped = kept >> ((i - at) % TIE_LANES) & 1 == 0;
+                let pos = (first + c as usize).wrapping_sub(col);
+                if let Some(v) = out.get_mut(pos) {
+                    // Kept as is or +0, through a mask rather than a branch on the verdict.
+                    let mask = u32::from(dropped).wrapping_sub(1);
+                    *v = f32::from_bits(v.to_bits() & mask);
+                }
             }
         }
-        self.tied = 0;
+        self.ties.len = 0;
     }
 
     /// The keep bits of the 64 columns from `j` rounded down to 64, generating them if needed.
@@ -399,7 +512,7 @@ impl<const N: usize> BlockMask<N> {
     fn bits64<U: U32s<N>>(&mut self, plan: &DropPlan, j: usize, end: usize) -> u64 {
         let g = j / GROUP;
         if g.wrapping_sub(self.first) >= BLOCK / GROUP {
-            self.fill::<U>(plan, g, end);
+            self.fill::<U, false>(plan, g, end);
         }
         let slot = (j - self.first * GROUP) / 64;
         self.bits.get(slot).copied().unwrap_or(0)
@@ -445,23 +558,36 @@ fn finish<const N: usize, V: F32s<N>>(
     let zero = V::splat(0.0);
     let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
     let mut mask = BlockMask::<N>::new();
-    for (i, span) in seg.chunks_mut(64).enumerate() {
-        let bits = mask.bits64::<V::U>(plan, plan.col0 + start + 64 * i, plan.col0 + hi);
-        let (chunks, tail) = span.as_chunks_mut::<N>();
-        for (q, c) in chunks.iter_mut().enumerate() {
-            let b = V::U::splat((bits >> (q * N)) as u32);
-            let keep = V::from_bits((b & lane_bits).eq_mask(lane_bits));
-            V::select(keep, V::load(c) * vf, zero).store(c);
+    // Row column of `seg[0]`, a multiple of 64.
+    let col = plan.col0 + start;
+    let mut at = 0;
+    while at < seg.len() {
+        let g = (col + at) / GROUP;
+        mask.fill::<V::U, true>(plan, g, plan.col0 + hi);
+        let block_end = (g * GROUP + BLOCK - col).min(seg.len());
+        let Some(block) = seg.get_mut(at..block_end) else {
+            return;
+        };
+        let slot0 = (col + at - g * GROUP) / 64;
+        for (span, &bits) in block.chunks_mut(64).zip(mask.bits.iter().skip(slot0)) {
+            let (chunks, tail) = span.as_chunks_mut::<N>();
+            for (q, c) in chunks.iter_mut().enumerate() {
+                let b = V::U::splat((bits >> (q * N)) as u32);
+                let keep = V::from_bits((b & lane_bits).eq_mask(lane_bits));
+                V::select(keep, V::load(c) * vf, zero).store(c);
+            }
+            // The row's last few columns (fewer than N).
+            let first = chunks.len() * N;
+            for (j, v) in (first..).zip(tail.iter_mut()) {
+                *v = if bits >> (j % 64) & 1 == 1 {
+                    *v * factor
+                } else {
+                    0.0
+                };
+            }
         }
-        // The row's last few columns (fewer than N).
-        let first = chunks.len() * N;
-        for (j, v) in (first..).zip(tail.iter_mut()) {
-            *v = if bits >> (j % 64) & 1 == 1 {
-                *v * factor
-            } else {
-                0.0
-            };
-        }
+        mask.fix_up::<V::U>(plan, seg, col);
+        at = block_end;
     }
 }
 
