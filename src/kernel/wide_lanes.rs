@@ -11,7 +11,7 @@ use crate::exp::exp_rr2_p5;
 use crate::lanes::{F32s, U32s};
 use crate::mask::Columns;
 use crate::philox::{philox_lanes, philox_lanes_x2, philox_word0_x8};
-use wide::{f32x4, f32x8, f32x16};
+use wide::{f32x4, f32x8, f32x16, i32x8, u32x8};
 
 /// Pairs of chunks summed into one partial vector before it joins the running total: keeps the
 /// longest chain of `f32` additions near `SUM_BLOCK + n / (2 N SUM_BLOCK)` instead of `n / N`.
@@ -448,10 +448,10 @@ impl<const N: usize> BlockMask<N> {
         let [r0, r1] = plan.row;
         let base = (self.first * GROUP) as u32;
         let lanes = core::array::from_fn(|l| cols.get(at + l).map_or(0, |&c| base + c));
-        let t = philox_word0_x8(lanes, 1, r0, r1, plan.key);
-        t.iter().enumerate().fold(0, |k, (l, &t)| {
-            k | u32::from(t & 0x00FF_FFFF >= plan.d_lo) << l
-        })
+        let t = u32x8::new(philox_word0_x8(lanes, 1, r0, r1, plan.key)) & u32x8::splat(0x00FF_FFFF);
+        // t >= d_lo as t > d_lo - 1 (d_lo >= 1 when there are ties; t < 2^24 compares as i32).
+        let t: i32x8 = wide::bytemuck::cast(t);
+        t.simd_gt(i32x8::splat(plan.d_lo as i32 - 1)).to_bitmask()
     }
 
     /// Clears the bits of the first `len` queued columns whose tie-break word is below `d_lo`.
@@ -498,8 +498,11 @@ impl<const N: usize> BlockMask<N> {
                 let dropped = kept >> ((i - at) % TIE_LANES) & 1 == 0;
                 let pos = (first + c as usize).wrapping_sub(col);
                 if let Some(v) = out.get_mut(pos) {
-                    // Kept as is or +0, through a mask rather than a branch on the verdict.
-                    let mask = u32::from(dropped).wrapping_sub(1);
+                    // Kept as is or +0 through a mask, opaque so that it is not turned back into
+                    // a branch on the verdict: mispredicted half the time, and only resolved
+                    // once the tie-break block is done, that branch would discard all the work
+                    // overlapped with it.
+                    let mask = core::hint::black_box(u32::from(dropped).wrapping_sub(1));
                     *v = f32::from_bits(v.to_bits() & mask);
                 }
             }
