@@ -62,8 +62,30 @@ pub(crate) trait U32s<const N: usize>:
     fn philox_x2(a: [Self; 4], b: [Self; 4], key: [u32; 2]) -> ([Self; 4], [Self; 4]);
 }
 
+/// The maximum of the lanes by halving the vector: `log2 N` steps, a short dependency chain
+/// between the passes (a lane-by-lane fold with NaN checks is a chain of `3 N`). Which operand
+/// wins for a NaN is unspecified, as for [`F32s::max_fast`].
+#[inline(always)]
+fn max16(v: f32x16) -> f32 {
+    let [a, b]: [f32x8; 2] = wide::bytemuck::cast(v);
+    max8(a.fast_max(b))
+}
+
+#[inline(always)]
+fn max8(v: f32x8) -> f32 {
+    let [a, b]: [f32x4; 2] = wide::bytemuck::cast(v);
+    max4(a.fast_max(b))
+}
+
+#[inline(always)]
+fn max4(v: f32x4) -> f32 {
+    let [a, b, c, d] = v.to_array();
+    let (x, y) = (if b > a { b } else { a }, if d > c { d } else { c });
+    if y > x { y } else { x }
+}
+
 macro_rules! impl_lanes {
-    ($n:literal, $f:ident, $u:ident, $i:ident, $b:ident, $philox_x2:path) => {
+    ($n:literal, $f:ident, $u:ident, $i:ident, $b:ident, $max_halves:ident, $philox_x2:path) => {
         impl F32s<$n> for $f {
             type U = $u;
             #[inline(always)]
@@ -108,9 +130,7 @@ macro_rules! impl_lanes {
             }
             #[inline(always)]
             fn reduce_max(self) -> f32 {
-                self.to_array()
-                    .into_iter()
-                    .fold(f32::NEG_INFINITY, f32::max)
+                $max_halves(self)
             }
             #[inline(always)]
             fn reduce_add(self) -> f32 {
@@ -179,6 +199,7 @@ impl_lanes!(
     u32x4,
     i32x4,
     u8x16,
+    max4,
     crate::philox::portable_x2::<4, Self>
 );
 impl_lanes!(
@@ -187,6 +208,7 @@ impl_lanes!(
     u32x8,
     i32x8,
     u8x32,
+    max8,
     crate::philox::portable_x2::<8, Self>
 );
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
@@ -196,6 +218,7 @@ impl_lanes!(
     u32x16,
     i32x16,
     u8x64,
+    max16,
     crate::philox::avx512::philox_x2
 );
 #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
@@ -205,5 +228,6 @@ impl_lanes!(
     u32x16,
     i32x16,
     u8x64,
+    max16,
     crate::philox::portable_x2::<16, Self>
 );
