@@ -35,6 +35,8 @@ pub(crate) trait F32s<const N: usize>:
     fn reduce_add(self) -> f32;
     fn to_bits(self) -> Self::U;
     fn from_bits(u: Self::U) -> Self;
+    /// Lane `l` is `a[l]` where bit `l` of `bits` is set, +0 elsewhere.
+    fn load_kept(a: &[f32; N], bits: u32) -> Self;
 }
 
 /// `N` lanes of `u32`.
@@ -84,8 +86,36 @@ fn max4(v: f32x4) -> f32 {
     if y > x { y } else { x }
 }
 
+/// [`F32s::load_kept`] from portable operations: broadcast, test, select.
+#[inline(always)]
+fn load_kept_portable<const N: usize, V: F32s<N>>(a: &[f32; N], bits: u32) -> V {
+    let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
+    let keep = V::from_bits((V::U::splat(bits) & lane_bits).eq_mask(lane_bits));
+    V::select(keep, V::load(a), V::splat(0.0))
+}
+
+/// [`F32s::load_kept`] with the bits as a mask register: a zero-masked move of all-ones, and
+/// an `and`, where the portable form spends a broadcast, a test and a blend per vector. (A
+/// zero-masked load is shorter still, but a masked load cannot take its data from a store still
+/// in flight, which here is every one: measured slower.)
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline(always)]
+fn load_kept_avx512(a: &[f32; 16], bits: u32) -> f32x16 {
+    let mask: f32x16 = wide::bytemuck::cast(safe_arch::maskz_mov_i32_m512i(bits as u16));
+    f32x16::new(*a) & mask
+}
+
 macro_rules! impl_lanes {
-    ($n:literal, $f:ident, $u:ident, $i:ident, $b:ident, $max_halves:ident, $philox_x2:path) => {
+    (
+        $n:literal,
+        $f:ident,
+        $u:ident,
+        $i:ident,
+        $b:ident,
+        $max_halves:ident,
+        $load_kept:path,
+        $philox_x2:path
+    ) => {
         impl F32s<$n> for $f {
             type U = $u;
             #[inline(always)]
@@ -144,6 +174,10 @@ macro_rules! impl_lanes {
             fn from_bits(u: $u) -> Self {
                 wide::bytemuck::cast(u)
             }
+            #[inline(always)]
+            fn load_kept(a: &[f32; $n], bits: u32) -> Self {
+                $load_kept(a, bits)
+            }
         }
 
         impl U32s<$n> for $u {
@@ -200,6 +234,7 @@ impl_lanes!(
     i32x4,
     u8x16,
     max4,
+    load_kept_portable::<4, Self>,
     crate::philox::portable_x2::<4, Self>
 );
 impl_lanes!(
@@ -209,6 +244,7 @@ impl_lanes!(
     i32x8,
     u8x32,
     max8,
+    load_kept_portable::<8, Self>,
     crate::philox::portable_x2::<8, Self>
 );
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
@@ -219,6 +255,7 @@ impl_lanes!(
     i32x16,
     u8x64,
     max16,
+    load_kept_avx512,
     crate::philox::avx512::philox_x2
 );
 #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
@@ -229,5 +266,6 @@ impl_lanes!(
     i32x16,
     u8x64,
     max16,
+    load_kept_portable::<16, Self>,
     crate::philox::portable_x2::<16, Self>
 );

@@ -558,8 +558,6 @@ fn finish<const N: usize, V: F32s<N>>(
     let Some(seg) = dst.get_mut(start..hi) else {
         return;
     };
-    let zero = V::splat(0.0);
-    let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
     let mut mask = BlockMask::<N>::new();
     // Row column of `seg[0]`, a multiple of 64.
     let col = plan.col0 + start;
@@ -575,9 +573,7 @@ fn finish<const N: usize, V: F32s<N>>(
         for (span, &bits) in block.chunks_mut(64).zip(mask.bits.iter().skip(slot0)) {
             let (chunks, tail) = span.as_chunks_mut::<N>();
             for (q, c) in chunks.iter_mut().enumerate() {
-                let b = V::U::splat((bits >> (q * N)) as u32);
-                let keep = V::from_bits((b & lane_bits).eq_mask(lane_bits));
-                V::select(keep, V::load(c) * vf, zero).store(c);
+                (V::load_kept(c, (bits >> (q * N)) as u32) * vf).store(c);
             }
             // The row's last few columns (fewer than N).
             let first = chunks.len() * N;
