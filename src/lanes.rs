@@ -105,6 +105,15 @@ fn load_kept_avx512(a: &[f32; 16], bits: u32) -> f32x16 {
     f32x16::new(*a) & mask
 }
 
+/// A hint that the cache line holding `a` is about to be written (`prefetchw` on x86-64).
+#[inline(always)]
+pub(crate) fn prefetch_write<T>(a: &T) {
+    #[cfg(target_arch = "x86_64")]
+    safe_arch::prefetch_et0(a);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = a;
+}
+
 macro_rules! impl_lanes {
     (
         $n:literal,

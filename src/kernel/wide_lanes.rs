@@ -219,7 +219,12 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
     let zero = V::splat(0.0);
     // Masked columns to zero: one chunk per pair of exponentials while both last.
     let (zero_chunks, zero_tail) = zeros.as_chunks_mut::<N>();
-    let mut zero_iter = zero_chunks.iter_mut();
+    let pairs_total = seg.len() / (2 * N);
+    // The chunks left for after the loop are fetched for writing meanwhile, one a pair from
+    // a line apart, so that their stores then hit L1 instead of queueing on L2 in a burst.
+    let (now, later) = zero_chunks.split_at_mut(pairs_total.min(zero_chunks.len()));
+    let mut fetch = later.iter().step_by((64 / (4 * N)).max(1));
+    let mut zero_iter = now.iter_mut();
     let r = seg.len() % N;
     // The overlapping last chunk (see `score_loop`), its already-counted lanes left out of the sum.
     let last = match seg.last_chunk::<N>() {
@@ -241,6 +246,9 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
             if let Some(z) = zero_iter.next() {
                 zero.store(z);
             }
+            if let Some(f) = fetch.next() {
+                crate::lanes::prefetch_write(f);
+            }
         }
         total = total + (acc[0] + acc[1]);
     }
@@ -249,7 +257,7 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
         e.store(c);
         total = total + e;
     }
-    for z in zero_iter {
+    for z in zero_iter.chain(later.iter_mut()) {
         zero.store(z);
     }
     for z in zero_tail.iter_mut() {
