@@ -13,6 +13,9 @@ use crate::mask::Columns;
 use crate::philox::{philox_lanes, philox_lanes_x2, philox_word0_x8};
 use wide::{f32x4, f32x8, f32x16, i32x8, u32x8};
 
+/// How many pairs ahead of its zero store a chunk of the masked tail is fetched for writing.
+const AHEAD: usize = 4;
+
 /// Pairs of chunks summed into one partial vector before it joins the running total: keeps the
 /// longest chain of `f32` additions near `SUM_BLOCK + n / (2 N SUM_BLOCK)` instead of `n / N`.
 const SUM_BLOCK: usize = 8;
@@ -224,7 +227,10 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
     // a line apart, so that their stores then hit L1 instead of queueing on L2 in a burst.
     let (now, later) = zero_chunks.split_at_mut(pairs_total.min(zero_chunks.len()));
     let mut fetch = later.iter().step_by((64 / (4 * N)).max(1));
-    let mut zero_iter = now.iter_mut();
+    for z in now.iter().take(AHEAD) {
+        crate::lanes::prefetch_write(z);
+    }
+    let mut k = 0;
     let r = seg.len() % N;
     // The overlapping last chunk (see `score_loop`), its already-counted lanes left out of the sum.
     let last = match seg.last_chunk::<N>() {
@@ -243,12 +249,16 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
             e1.store(c1);
             acc[0] = acc[0] + e0;
             acc[1] = acc[1] + e1;
-            if let Some(z) = zero_iter.next() {
+            if let Some(z) = now.get_mut(k) {
                 zero.store(z);
+            }
+            if let Some(f) = now.get(k + AHEAD) {
+                crate::lanes::prefetch_write(f);
             }
             if let Some(f) = fetch.next() {
                 crate::lanes::prefetch_write(f);
             }
+            k += 1;
         }
         total = total + (acc[0] + acc[1]);
     }
@@ -257,7 +267,7 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
         e.store(c);
         total = total + e;
     }
-    for z in zero_iter.chain(later.iter_mut()) {
+    for z in now.iter_mut().skip(k).chain(later.iter_mut()) {
         zero.store(z);
     }
     for z in zero_tail.iter_mut() {
