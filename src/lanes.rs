@@ -62,6 +62,9 @@ pub(crate) trait U32s<const N: usize>:
     /// Philox4x32-10 over two independent batches of `N` blocks (see
     /// [`philox_lanes_x2`](crate::philox::philox_lanes_x2)).
     fn philox_x2(a: [Self; 4], b: [Self; 4], key: [u32; 2]) -> ([Self; 4], [Self; 4]);
+    /// Philox4x32-10 over one batch of `N` blocks (see
+    /// [`philox_lanes`](crate::philox::philox_lanes)).
+    fn philox_x1(a: [Self; 4], key: [u32; 2]) -> [Self; 4];
 }
 
 /// The maximum of the lanes by halving the vector: `log2 N` steps, a short dependency chain
@@ -123,7 +126,8 @@ macro_rules! impl_lanes {
         $b:ident,
         $max_halves:ident,
         $load_kept:path,
-        $philox_x2:path
+        $philox_x2:path,
+        $philox_x1:path
     ) => {
         impl F32s<$n> for $f {
             type U = $u;
@@ -232,6 +236,10 @@ macro_rules! impl_lanes {
             fn philox_x2(a: [Self; 4], b: [Self; 4], key: [u32; 2]) -> ([Self; 4], [Self; 4]) {
                 $philox_x2(a, b, key)
             }
+            #[inline(always)]
+            fn philox_x1(a: [Self; 4], key: [u32; 2]) -> [Self; 4] {
+                $philox_x1(a, key)
+            }
         }
     };
 }
@@ -244,7 +252,8 @@ impl_lanes!(
     u8x16,
     max4,
     load_kept_portable::<4, Self>,
-    crate::philox::portable_x2::<4, Self>
+    crate::philox::portable_x2::<4, Self>,
+    crate::philox::portable_x1::<4, Self>
 );
 impl_lanes!(
     8,
@@ -254,7 +263,8 @@ impl_lanes!(
     u8x32,
     max8,
     load_kept_portable::<8, Self>,
-    crate::philox::portable_x2::<8, Self>
+    crate::philox::portable_x2::<8, Self>,
+    crate::philox::portable_x1::<8, Self>
 );
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 impl_lanes!(
@@ -265,7 +275,8 @@ impl_lanes!(
     u8x64,
     max16,
     load_kept_avx512,
-    crate::philox::avx512::philox_x2
+    crate::philox::avx512::philox_x2,
+    crate::philox::avx512::philox_x1
 );
 #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
 impl_lanes!(
@@ -276,5 +287,6 @@ impl_lanes!(
     u8x64,
     max16,
     load_kept_portable::<16, Self>,
-    crate::philox::portable_x2::<16, Self>
+    crate::philox::portable_x2::<16, Self>,
+    crate::philox::portable_x1::<16, Self>
 );

@@ -57,6 +57,12 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 /// `counter[i]`); the same rounds as [`philox4x32_10`], lane by lane.
 #[inline(always)]
 pub(crate) fn philox_lanes<const N: usize, U: U32s<N>>(counter: [U; 4], key: [u32; 2]) -> [U; 4] {
+    U::philox_x1(counter, key)
+}
+
+/// [`philox_lanes`] in portable `wide` operations.
+#[inline(always)]
+pub(crate) fn portable_x1<const N: usize, U: U32s<N>>(counter: [U; 4], key: [u32; 2]) -> [U; 4] {
     let [mut c0, mut c1, mut c2, mut c3] = counter;
     let (m0, m1) = (U::splat(M0), U::splat(M1));
     let [mut k0, mut k1] = key;
@@ -214,6 +220,30 @@ pub(crate) mod avx512 {
             s = round(s, m0, m1, kv0, kv1);
         }
         wide::bytemuck::cast::<m512i, [u64; 8]>(s[0]).map(|w| w as u32)
+    }
+
+    /// One batch of 16 blocks, two chains of 8 in flight.
+    #[inline(always)]
+    pub(crate) fn philox_x1(a: [u32x16; 4], key: [u32; 2]) -> [u32x16; 4] {
+        let (mut lo, mut hi) = spread(a);
+        let (m0, m1) = (
+            set_splat_i32_m512i(M0 as i32),
+            set_splat_i32_m512i(M1 as i32),
+        );
+        let [mut k0, mut k1] = key;
+        for r in 0..ROUNDS {
+            if r > 0 {
+                k0 = k0.wrapping_add(W0);
+                k1 = k1.wrapping_add(W1);
+            }
+            let (kv0, kv1) = (
+                set_splat_i32_m512i(k0 as i32),
+                set_splat_i32_m512i(k1 as i32),
+            );
+            lo = round(lo, m0, m1, kv0, kv1);
+            hi = round(hi, m0, m1, kv0, kv1);
+        }
+        gather(lo, hi)
     }
 
     /// Two batches of 16 blocks, four chains of 8 in flight.
