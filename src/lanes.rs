@@ -56,9 +56,10 @@ pub(crate) trait U32s<const N: usize>:
     fn gt_mask_i32(self, o: Self) -> Self;
     fn eq_mask(self, o: Self) -> Self;
     /// The `4 N` bytes of the lanes in little-endian order (byte `i` = bits `8 (i % 4)..` of lane
-    /// `i / 4`), compared with `gt` and `eq`: bit `i` of the results is `byte_i > gt` and
-    /// `byte_i == eq`.
-    fn byte_masks(self, gt: u8, eq: u8) -> (u64, u64);
+    /// `i / 4`) compared with `gt`: bit `i` of the result is `byte_i > gt`.
+    fn bytes_gt(self, gt: u8) -> u64;
+    /// As [`Self::bytes_gt`], for `byte_i == eq`.
+    fn bytes_eq(self, eq: u8) -> u64;
     /// Philox4x32-10 over two independent batches of `N` blocks (see
     /// [`philox_lanes_x2`](crate::philox::philox_lanes_x2)).
     fn philox_x2(a: [Self; 4], b: [Self; 4], key: [u32; 2]) -> ([Self; 4], [Self; 4]);
@@ -115,6 +116,22 @@ pub(crate) fn prefetch_write<T>(a: &T) {
     safe_arch::prefetch_et0(a);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = a;
+}
+
+/// The bytes of a `u32` vector in little-endian order, as a byte vector of type `$b`. A cast
+/// reads them in memory order, which is the required order only on little-endian targets;
+/// elsewhere they are shifted out of the lanes.
+macro_rules! le_bytes {
+    ($b:ident, $v:expr) => {{
+        #[cfg(target_endian = "little")]
+        let bytes: $b = wide::bytemuck::cast($v);
+        #[cfg(not(target_endian = "little"))]
+        let bytes = {
+            let a = $v.to_array();
+            $b::new(core::array::from_fn(|i| (a[i / 4] >> (8 * (i % 4))) as u8))
+        };
+        bytes
+    }};
 }
 
 macro_rules! impl_lanes {
@@ -217,20 +234,12 @@ macro_rules! impl_lanes {
                 self.simd_eq(o)
             }
             #[inline(always)]
-            fn byte_masks(self, gt: u8, eq: u8) -> (u64, u64) {
-                // A cast reads the bytes in memory order, which is the required order only on
-                // little-endian targets; elsewhere shift them out of the lanes.
-                #[cfg(target_endian = "little")]
-                let bytes: $b = wide::bytemuck::cast(self);
-                #[cfg(not(target_endian = "little"))]
-                let bytes = {
-                    let a = self.to_array();
-                    $b::new(core::array::from_fn(|i| (a[i / 4] >> (8 * (i % 4))) as u8))
-                };
-                (
-                    u64::from(bytes.simd_gt($b::splat(gt)).to_bitmask()),
-                    u64::from(bytes.simd_eq($b::splat(eq)).to_bitmask()),
-                )
+            fn bytes_gt(self, gt: u8) -> u64 {
+                u64::from(le_bytes!($b, self).simd_gt($b::splat(gt)).to_bitmask())
+            }
+            #[inline(always)]
+            fn bytes_eq(self, eq: u8) -> u64 {
+                u64::from(le_bytes!($b, self).simd_eq($b::splat(eq)).to_bitmask())
             }
             #[inline(always)]
             fn philox_x2(a: [Self; 4], b: [Self; 4], key: [u32; 2]) -> ([Self; 4], [Self; 4]) {

@@ -402,17 +402,13 @@ impl<const N: usize> BlockMask<N> {
     ) -> usize {
         let (gg, k) = (job / Self::BATCHES, job % Self::BATCHES);
         let shift = 4 * N * k;
-        // With d_lo = 0 the test is `>= d_hi` (d_hi >= 1 as D > 0), and there are no ties.
-        let gt = if plan.d_lo == 0 {
-            plan.d_hi - 1
-        } else {
-            plan.d_hi
-        } as u8;
+        // Kept or tied: `byte >= d_hi`, as `byte > d_hi - 1`, every byte when d_hi = 0.
+        let gt = plan.d_hi.wrapping_sub(1) as u8;
+        let all = if plan.d_hi == 0 { u64::MAX } else { 0 };
         for (w, word) in words.into_iter().enumerate() {
             let slot = 4 * gg + w;
-            let (kept, tied) = word.byte_masks(gt, plan.d_hi as u8);
+            let kept = word.bytes_gt(gt) | all;
             // The first batch of a slot assigns it (no zeroing pass over the whole block).
-            let kept = kept | tied;
             if let Some(bits) = self.bits.get_mut(slot) {
                 *bits = if k == 0 { kept } else { *bits | kept << shift };
             }
@@ -420,8 +416,10 @@ impl<const N: usize> BlockMask<N> {
                 // A word of 64 bytes (16 lanes) has a tie with probability 0.22 and two with
                 // 0.026: the first is appended without a branch, the others out of line. A
                 // branch per tie would be mispredicted about as often as it is taken.
+                let tied = word.bytes_eq(plan.d_hi as u8);
                 let base = (64 * slot + shift) as u32;
-                if let Some(c) = cols.get_mut(len) {
+                // `len < QUEUE` always (see `QUEUE`); the remainder spares a bounds check.
+                if let Some(c) = cols.get_mut(len % QUEUE) {
                     *c = base + tied.trailing_zeros();
                 }
                 len += usize::from(tied != 0);
