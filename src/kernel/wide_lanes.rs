@@ -289,9 +289,10 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
 /// Columns whose keep bits are generated together: 16 groups of 256.
 const BLOCK: usize = 16 * GROUP;
 
-/// Room in the tie queue: a settle at most every 8 words (two batches of 16 lanes) keeps the
-/// branch-free appends of first ties (at most one a word) within it; only the rare extra ties of
-/// a word check for room.
+/// Room in the tie queue. The first tie of a word is appended with no room check, so the queue
+/// always keeps room for 8 (the words of a pair of batches): it is settled when it holds 16 or
+/// more after a pair, and when it holds `QUEUE - 8` or more after a word's extra ties (which are
+/// appended with a check, [`BlockMask::queue_rest`]).
 const QUEUE: usize = 32;
 
 /// Tie-break blocks generated together: a row of 1024 columns has about 4 ties.
@@ -432,7 +433,8 @@ impl<const N: usize> BlockMask<N> {
         len
     }
 
-    /// Queues the tied columns `base + i` for the set bits `i` of `rest`; returns the new length.
+    /// Queues the tied columns `base + i` for the set bits `i` of `rest`; returns the new length,
+    /// below `QUEUE - 8` (see [`QUEUE`]).
     #[cold]
     #[inline(never)]
     fn queue_rest<U: U32s<N>>(
@@ -453,6 +455,10 @@ impl<const N: usize> BlockMask<N> {
             }
             len += 1;
             rest &= rest - 1;
+        }
+        if len >= QUEUE - 8 {
+            self.settle::<U>(plan, cols, len);
+            len = 0;
         }
         len
     }
