@@ -185,6 +185,17 @@ pub(crate) mod avx512 {
         })
     }
 
+    /// The round keys, from memory: a broadcast from memory costs only a load, where one from a
+    /// register takes a vector port from the rounds (three uops a round with the key's add).
+    #[inline(always)]
+    fn schedule(key: [u32; 2]) -> [[u32; 2]; ROUNDS as usize] {
+        let mut ks = [key; ROUNDS as usize];
+        for r in 1..ks.len() {
+            ks[r] = [ks[r - 1][0].wrapping_add(W0), ks[r - 1][1].wrapping_add(W1)];
+        }
+        core::hint::black_box(ks)
+    }
+
     /// The high half of each 64-bit lane moved into its low half.
     #[inline(always)]
     fn high(p: m512i) -> m512i {
@@ -213,12 +224,8 @@ pub(crate) mod avx512 {
             set_splat_i32_m512i(M0 as i32),
             set_splat_i32_m512i(M1 as i32),
         );
-        let [mut k0, mut k1] = key;
-        for r in 0..ROUNDS {
-            if r > 0 {
-                k0 = k0.wrapping_add(W0);
-                k1 = k1.wrapping_add(W1);
-            }
+        let ks = schedule(key);
+        for &[k0, k1] in &ks {
             let (kv0, kv1) = (
                 set_splat_i32_m512i(k0 as i32),
                 set_splat_i32_m512i(k1 as i32),
@@ -236,12 +243,8 @@ pub(crate) mod avx512 {
             set_splat_i32_m512i(M0 as i32),
             set_splat_i32_m512i(M1 as i32),
         );
-        let [mut k0, mut k1] = key;
-        for r in 0..ROUNDS {
-            if r > 0 {
-                k0 = k0.wrapping_add(W0);
-                k1 = k1.wrapping_add(W1);
-            }
+        let ks = schedule(key);
+        for &[k0, k1] in &ks {
             let (kv0, kv1) = (
                 set_splat_i32_m512i(k0 as i32),
                 set_splat_i32_m512i(k1 as i32),
@@ -265,12 +268,8 @@ pub(crate) mod avx512 {
             set_splat_i32_m512i(M0 as i32),
             set_splat_i32_m512i(M1 as i32),
         );
-        let [mut k0, mut k1] = key;
-        for r in 0..ROUNDS {
-            if r > 0 {
-                k0 = k0.wrapping_add(W0);
-                k1 = k1.wrapping_add(W1);
-            }
+        let ks = schedule(key);
+        for &[k0, k1] in &ks {
             let (kv0, kv1) = (
                 set_splat_i32_m512i(k0 as i32),
                 set_splat_i32_m512i(k1 as i32),
