@@ -507,7 +507,7 @@ impl<const N: usize> BlockMask<N> {
     #[inline(always)]
     fn fix_up<U: U32s<N>>(&mut self, plan: &DropPlan, out: &mut [f32], col: usize) {
         let first = self.first * GROUP;
-        let ties = self.ties;
+        let ties = &self.ties;
         for at in (0..ties.len).step_by(TIE_LANES) {
             let kept = self.verdicts(plan, &ties.cols, at);
             for (i, &c) in ties
