@@ -1,0 +1,79 @@
+//! In-process A/B timing of two versions of dropmax (see `run.sh`): the same four calls as
+//! `benches/fused.rs` (eval and train with `p = 0.1`, no mask and causal with an average visible
+//! fraction of 1/2, scale 1/8, `forward_rows` out of place) for version `a` and version `b`,
+//! interleaved call by call, each call timed alone, the best of `CALLS` kept.
+//!
+//! Usage: `dropmax-ab [ROWS [COLS [CALLS]]]` (default 64 1024 3000); `P` in the environment
+//! overrides the dropout probability. Prints one line per version: ns per element and the ratios
+//! that issue 2 asks about.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+/// The four operations of one version: eval, train, eval causal, train causal.
+macro_rules! ops {
+    ($m:ident, $p:expr, $q:expr) => {{
+        let key = $m::DropoutKey::new(0x5EED_D12C_0FFE_E000, 0);
+        let eval = $m::SoftmaxDropout::eval(0.125).expect("finite scale");
+        let dropout = $m::Dropout::new($p).expect("valid p");
+        let train = $m::SoftmaxDropout::train(0.125, dropout, key).expect("finite scale");
+        let eval_causal = eval.with_mask($m::Mask::causal($q));
+        let train_causal = train.with_mask($m::Mask::causal($q));
+        [eval, train, eval_causal, train_causal]
+    }};
+}
+
+fn arg(i: usize, default: usize) -> usize {
+    std::env::args()
+        .nth(i)
+        .map_or(default, |s| s.parse().expect("a number"))
+}
+
+fn main() {
+    let (rows, cols, calls) = (arg(1, 64), arg(2, 1024), arg(3, 3000));
+    let p: f64 = std::env::var("P").map_or(0.1, |s| s.parse().expect("a probability"));
+    let n = rows * cols;
+    // Uniform logits in [-4, 4) from a fixed LCG.
+    let mut s = 0x1234_5678_9ABC_DEF0u64;
+    let x: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            -4.0 + 8.0 * ((s >> 40) as f32 / (1u32 << 24) as f32)
+        })
+        .collect();
+    let mut y = vec![0.0f32; n];
+    // One band whose rows see cols/2 +- rows/2 columns, or square causal blocks (rows >= cols
+    // here means one call from query position 0: rows beyond cols see every column).
+    let q = if rows >= cols { 0 } else { cols / 2 - rows / 2 };
+    let a = ops!(a, p, q);
+    let b = ops!(b, p, q);
+    let mut best = [[f64::MAX; 4]; 2];
+    for _ in 0..calls {
+        for i in 0..4 {
+            let t = Instant::now();
+            a[i].forward_rows(0, cols, black_box(&x), black_box(&mut y), None)
+                .expect("valid shapes");
+            best[0][i] = best[0][i].min(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            b[i].forward_rows(0, cols, black_box(&x), black_box(&mut y), None)
+                .expect("valid shapes");
+            best[1][i] = best[1][i].min(t.elapsed().as_secs_f64());
+        }
+    }
+    for (name, times) in ["A", "B"].iter().zip(best) {
+        let ns = times.map(|t| t * 1e9 / n as f64);
+        println!(
+            "{name}: eval {:.4} train {:.4} eval_causal {:.4} train_causal {:.4} | train/eval {:.3} \
+             eval_causal/eval {:.3} train_causal/train {:.3}",
+            ns[0],
+            ns[1],
+            ns[2],
+            ns[3],
+            ns[1] / ns[0],
+            ns[2] / ns[0],
+            ns[3] / ns[1]
+        );
+    }
+}
