@@ -98,6 +98,33 @@ fn load_kept_portable<const N: usize, V: F32s<N>>(a: &[f32; N], bits: u32) -> V 
     V::select(keep, V::load(a), V::splat(0.0))
 }
 
+/// [`F32s::load_kept`] for 16 lanes: a mask register with AVX-512.
+#[inline(always)]
+fn load_kept16(a: &[f32; 16], bits: u32) -> f32x16 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    return load_kept_avx512(a, bits);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    return load_kept_portable::<16, f32x16>(a, bits);
+}
+
+/// Two Philox batches of 16 lanes: 64-bit-lane rounds with AVX-512 (see `philox::avx512`).
+#[inline(always)]
+fn philox16_x2(a: [u32x16; 4], b: [u32x16; 4], key: [u32; 2]) -> ([u32x16; 4], [u32x16; 4]) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    return crate::philox::avx512::philox_x2(a, b, key);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    return crate::philox::portable_x2::<16, u32x16>(a, b, key);
+}
+
+/// One Philox batch of 16 lanes, as [`philox16_x2`].
+#[inline(always)]
+fn philox16_x1(a: [u32x16; 4], key: [u32; 2]) -> [u32x16; 4] {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    return crate::philox::avx512::philox_x1(a, key);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    return crate::philox::portable_x1::<16, u32x16>(a, key);
+}
+
 /// [`F32s::load_kept`] with the bits as a mask register: a zero-masked move of all-ones, and
 /// an `and`, where the portable form spends a broadcast, a test and a blend per vector. (A
 /// zero-masked load is shorter still, but a masked load cannot take its data from a store still
@@ -275,7 +302,6 @@ impl_lanes!(
     crate::philox::portable_x2::<8, Self>,
     crate::philox::portable_x1::<8, Self>
 );
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 impl_lanes!(
     16,
     f32x16,
@@ -283,19 +309,7 @@ impl_lanes!(
     i32x16,
     u8x64,
     max16,
-    load_kept_avx512,
-    crate::philox::avx512::philox_x2,
-    crate::philox::avx512::philox_x1
-);
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-impl_lanes!(
-    16,
-    f32x16,
-    u32x16,
-    i32x16,
-    u8x64,
-    max16,
-    load_kept_portable::<16, Self>,
-    crate::philox::portable_x2::<16, Self>,
-    crate::philox::portable_x1::<16, Self>
+    load_kept16,
+    philox16_x2,
+    philox16_x1
 );

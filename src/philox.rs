@@ -215,43 +215,40 @@ pub(crate) mod avx512 {
         ]
     }
 
-    /// Word 0 of eight blocks `[c0[l], c[0], c[1], c[2]]`: one chain.
+    /// The ten rounds on `C` independent chains of 8 blocks, interleaved round by round: one
+    /// chain is latency-bound, four keep both 512-bit ports busy.
     #[inline(always)]
-    pub(crate) fn word0_x8(c0: [u32; 8], c: [u32; 3], key: [u32; 2]) -> [u32; 8] {
-        let wide = |v: [u32; 8]| -> m512i { wide::bytemuck::cast(v.map(u64::from)) };
-        let mut s = [wide(c0), wide([c[0]; 8]), wide([c[1]; 8]), wide([c[2]; 8])];
+    fn rounds<const C: usize>(mut chains: [Eight; C], key: [u32; 2]) -> [Eight; C] {
         let (m0, m1) = (
             set_splat_i32_m512i(M0 as i32),
             set_splat_i32_m512i(M1 as i32),
         );
-        let ks = schedule(key);
-        for &[k0, k1] in &ks {
+        for &[k0, k1] in &schedule(key) {
             let (kv0, kv1) = (
                 set_splat_i32_m512i(k0 as i32),
                 set_splat_i32_m512i(k1 as i32),
             );
-            s = round(s, m0, m1, kv0, kv1);
+            for c in &mut chains {
+                *c = round(*c, m0, m1, kv0, kv1);
+            }
         }
+        chains
+    }
+
+    /// Word 0 of eight blocks `[c0[l], c[0], c[1], c[2]]`: one chain.
+    #[inline(always)]
+    pub(crate) fn word0_x8(c0: [u32; 8], c: [u32; 3], key: [u32; 2]) -> [u32; 8] {
+        let wide = |v: [u32; 8]| -> m512i { wide::bytemuck::cast(v.map(u64::from)) };
+        let s = [wide(c0), wide([c[0]; 8]), wide([c[1]; 8]), wide([c[2]; 8])];
+        let [s] = rounds([s], key);
         wide::bytemuck::cast::<m512i, [u64; 8]>(s[0]).map(|w| w as u32)
     }
 
     /// One batch of 16 blocks, two chains of 8 in flight.
     #[inline(always)]
     pub(crate) fn philox_x1(a: [u32x16; 4], key: [u32; 2]) -> [u32x16; 4] {
-        let (mut lo, mut hi) = spread(a);
-        let (m0, m1) = (
-            set_splat_i32_m512i(M0 as i32),
-            set_splat_i32_m512i(M1 as i32),
-        );
-        let ks = schedule(key);
-        for &[k0, k1] in &ks {
-            let (kv0, kv1) = (
-                set_splat_i32_m512i(k0 as i32),
-                set_splat_i32_m512i(k1 as i32),
-            );
-            lo = round(lo, m0, m1, kv0, kv1);
-            hi = round(hi, m0, m1, kv0, kv1);
-        }
+        let (lo, hi) = spread(a);
+        let [lo, hi] = rounds([lo, hi], key);
         gather(lo, hi)
     }
 
@@ -262,23 +259,8 @@ pub(crate) mod avx512 {
         b: [u32x16; 4],
         key: [u32; 2],
     ) -> ([u32x16; 4], [u32x16; 4]) {
-        let (mut a_lo, mut a_hi) = spread(a);
-        let (mut b_lo, mut b_hi) = spread(b);
-        let (m0, m1) = (
-            set_splat_i32_m512i(M0 as i32),
-            set_splat_i32_m512i(M1 as i32),
-        );
-        let ks = schedule(key);
-        for &[k0, k1] in &ks {
-            let (kv0, kv1) = (
-                set_splat_i32_m512i(k0 as i32),
-                set_splat_i32_m512i(k1 as i32),
-            );
-            a_lo = round(a_lo, m0, m1, kv0, kv1);
-            a_hi = round(a_hi, m0, m1, kv0, kv1);
-            b_lo = round(b_lo, m0, m1, kv0, kv1);
-            b_hi = round(b_hi, m0, m1, kv0, kv1);
-        }
+        let ((a_lo, a_hi), (b_lo, b_hi)) = (spread(a), spread(b));
+        let [a_lo, a_hi, b_lo, b_hi] = rounds([a_lo, a_hi, b_lo, b_hi], key);
         (gather(a_lo, a_hi), gather(b_lo, b_hi))
     }
 }
