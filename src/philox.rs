@@ -96,7 +96,9 @@ pub(crate) fn philox_lanes_x2<const N: usize, U: U32s<N>>(
 }
 
 /// [`philox_lanes_x2`] in portable `wide` operations: what every width runs unless it has a
-/// faster path of its own.
+/// faster path of its own. Written out rather than as a loop over the batches of
+/// [`portable_x1`]'s rounds: that loop measured 10 % (and with the products gathered first,
+/// 80 %) slower on the SSE2 build.
 #[inline(always)]
 pub(crate) fn portable_x2<const N: usize, U: U32s<N>>(
     a: [U; 4],

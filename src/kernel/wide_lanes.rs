@@ -375,7 +375,7 @@ impl<const N: usize> BlockMask<N> {
             job += 2;
             // Under 16 queued before the 8 words of the next pair: room for their first ties.
             if len >= QUEUE - 16 {
-                self.settle::<U>(plan, &cols, len);
+                self.settle(plan, cols.get(..len).unwrap_or(&[]));
                 len = 0;
             }
         }
@@ -384,7 +384,7 @@ impl<const N: usize> BlockMask<N> {
             len = self.record(plan, &mut cols, len, job, words);
         }
         if !DEFER && len > 0 {
-            self.settle::<U>(plan, &cols, len);
+            self.settle(plan, cols.get(..len).unwrap_or(&[]));
             len = 0;
         }
         self.ties = Ties { cols, len };
@@ -426,7 +426,7 @@ impl<const N: usize> BlockMask<N> {
                 len += usize::from(tied != 0);
                 let rest = tied & tied.wrapping_sub(1);
                 if rest != 0 {
-                    len = self.queue_rest::<U>(plan, cols, len, base, rest);
+                    len = self.queue_rest(plan, cols, len, base, rest);
                 }
             }
         }
@@ -437,7 +437,7 @@ impl<const N: usize> BlockMask<N> {
     /// below `QUEUE - 8` (see [`QUEUE`]).
     #[cold]
     #[inline(never)]
-    fn queue_rest<U: U32s<N>>(
+    fn queue_rest(
         &mut self,
         plan: &DropPlan,
         cols: &mut [u32; QUEUE],
@@ -447,7 +447,7 @@ impl<const N: usize> BlockMask<N> {
     ) -> usize {
         while rest != 0 {
             if len >= QUEUE {
-                self.settle::<U>(plan, cols, len);
+                self.settle(plan, cols.get(..len).unwrap_or(&[]));
                 len = 0;
             }
             if let Some(c) = cols.get_mut(len) {
@@ -457,39 +457,34 @@ impl<const N: usize> BlockMask<N> {
             rest &= rest - 1;
         }
         if len >= QUEUE - 8 {
-            self.settle::<U>(plan, cols, len);
+            self.settle(plan, cols.get(..len).unwrap_or(&[]));
             len = 0;
         }
         len
     }
 
-    /// Bit `i` set when the queued column `cols[at + i]` (`i < 8`) is kept: its tie-break word
-    /// is at least `d_lo`.
+    /// Bit `i` set when the queued column `ties[i]` (at most 8 of them) is kept: its tie-break
+    /// word is at least `d_lo`.
     #[inline(always)]
-    fn verdicts(&self, plan: &DropPlan, cols: &[u32; QUEUE], at: usize) -> u32 {
+    fn verdicts(&self, plan: &DropPlan, ties: &[u32]) -> u32 {
         let [r0, r1] = plan.row;
         let base = (self.first * GROUP) as u32;
-        let lanes = core::array::from_fn(|l| cols.get(at + l).map_or(0, |&c| base + c));
+        let lanes = core::array::from_fn(|l| ties.get(l).map_or(0, |&c| base + c));
         let t = u32x8::new(philox_word0_x8(lanes, 1, r0, r1, plan.key)) & u32x8::splat(0x00FF_FFFF);
         // t >= d_lo as t > d_lo - 1 (d_lo >= 1 when there are ties; t < 2^24 compares as i32).
         let t: i32x8 = wide::bytemuck::cast(t);
         t.simd_gt(i32x8::splat(plan.d_lo as i32 - 1)).to_bitmask()
     }
 
-    /// Clears the bits of the first `len` queued columns whose tie-break word is below `d_lo`.
+    /// Clears the bits of the queued columns `ties` whose tie-break word is below `d_lo`.
     #[inline(never)]
-    fn settle<U: U32s<N>>(&mut self, plan: &DropPlan, cols: &[u32; QUEUE], len: usize) {
-        for at in (0..len).step_by(TIE_LANES) {
-            let kept = self.verdicts(plan, cols, at);
+    fn settle(&mut self, plan: &DropPlan, ties: &[u32]) {
+        for chunk in ties.chunks(TIE_LANES) {
+            let kept = self.verdicts(plan, chunk);
             // No branch on the verdicts: the loop's length is known before they are, so the
             // work behind it need not wait for the latency-bound tie-break block.
-            for (i, &c) in cols
-                .iter()
-                .enumerate()
-                .take(len.min(at + TIE_LANES))
-                .skip(at)
-            {
-                let dropped = u64::from(!kept >> ((i - at) % TIE_LANES) & 1);
+            for (i, &c) in chunk.iter().enumerate() {
+                let dropped = u64::from(!kept >> i & 1);
                 if let Some(bits) = self.bits.get_mut((c / 64) as usize) {
                     *bits &= !(dropped << (c % 64));
                 }
@@ -505,26 +500,19 @@ impl<const N: usize> BlockMask<N> {
     /// load is not held up by a failed store forward, and nothing but these few stores waits for
     /// the result, so the next row's work overlaps its latency.
     #[inline(always)]
-    fn fix_up<U: U32s<N>>(&mut self, plan: &DropPlan, out: &mut [f32], col: usize) {
+    fn fix_up(&mut self, plan: &DropPlan, out: &mut [f32], col: usize) {
         let first = self.first * GROUP;
-        let ties = &self.ties;
-        for at in (0..ties.len).step_by(TIE_LANES) {
-            let kept = self.verdicts(plan, &ties.cols, at);
-            for (i, &c) in ties
-                .cols
-                .iter()
-                .enumerate()
-                .take(ties.len.min(at + TIE_LANES))
-                .skip(at)
-            {
-                let dropped = kept >> ((i - at) % TIE_LANES) & 1 == 0;
+        let ties = self.ties.cols.get(..self.ties.len).unwrap_or(&[]);
+        for chunk in ties.chunks(TIE_LANES) {
+            let kept = self.verdicts(plan, chunk);
+            for (i, &c) in chunk.iter().enumerate() {
                 let pos = (first + c as usize).wrapping_sub(col);
                 if let Some(v) = out.get_mut(pos) {
                     // Kept as is or +0 through a mask, opaque so that it is not turned back into
                     // a branch on the verdict: mispredicted half the time, and only resolved
                     // once the tie-break block is done, that branch would discard all the work
                     // overlapped with it.
-                    let mask = core::hint::black_box(u32::from(dropped).wrapping_sub(1));
+                    let mask = core::hint::black_box((kept >> i & 1).wrapping_neg());
                     *v = f32::from_bits(v.to_bits() & mask);
                 }
             }
@@ -607,7 +595,7 @@ fn finish<const N: usize, V: F32s<N>>(
                 };
             }
         }
-        mask.fix_up::<V::U>(plan, seg, col);
+        mask.fix_up(plan, seg, col);
         at = block_end;
     }
 }
