@@ -48,8 +48,10 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterio
 use dropmax::{
     Dropout, DropoutKey, Mask, RowKernel, RowStats, SoftmaxDropout, Wide4, Wide8, Wide16,
 };
-use rand_core::{Rng, SeedableRng};
-use rand_pcg::Pcg64Mcg;
+
+#[path = "workload/mod.rs"]
+mod workload;
+use workload::{causal_blocks, logits, visible_fraction};
 
 /// Logit scale, `1/sqrt(64)`.
 const SCALE: f32 = 0.125;
@@ -63,41 +65,6 @@ const IN_CACHE_BYTES: usize = 1 << 20;
 const COLS: [usize; 5] = [64, 256, 1024, 4096, 16384];
 /// The out-of-cache case, `rows x cols`.
 const OUT_OF_CACHE: (usize, usize) = (8192, 1024);
-
-/// `n` deterministic uniform logits in `[-4, 4)`.
-fn logits(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Pcg64Mcg::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let u = (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
-            -4.0 + 8.0 * u
-        })
-        .collect()
-}
-
-/// The causal calls over a `rows x cols` matrix whose average visible fraction is 1/2:
-/// `(rows of the call, query position of its first row)`.
-fn causal_blocks(rows: usize, cols: usize) -> Vec<(Range<usize>, usize)> {
-    if rows >= cols {
-        // Square blocks, each the top-left corner of a causal attention matrix.
-        (0..rows)
-            .step_by(cols)
-            .map(|start| (start..(start + cols).min(rows), 0))
-            .collect()
-    } else {
-        // One band of rows centred on the middle of the row length.
-        vec![(0..rows, cols / 2 - rows / 2)]
-    }
-}
-
-/// The average fraction of visible columns per row of [`causal_blocks`].
-fn visible_fraction(rows: usize, cols: usize) -> f64 {
-    let visible: usize = causal_blocks(rows, cols)
-        .into_iter()
-        .flat_map(|(range, q)| (0..range.len()).map(move |i| (q + i + 1).min(cols)))
-        .sum();
-    visible as f64 / (rows * cols) as f64
-}
 
 /// One matrix and its buffers, allocated once per group.
 struct Bufs {

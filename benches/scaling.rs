@@ -30,25 +30,16 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dropmax::{AttentionBatch, AttentionShape, Dropout, DropoutKey, RowStats, SoftmaxDropout};
-use rand_core::{Rng, SeedableRng};
-use rand_pcg::Pcg64Mcg;
+
+#[path = "workload/mod.rs"]
+mod workload;
+use workload::logits;
 
 /// The tensors: the large one of the issue, and a cache-resident one.
 const SHAPES: [AttentionShape; 2] = [
     AttentionShape::new(4, 8, 256, 1024),
     AttentionShape::new(1, 8, 64, 1024),
 ];
-
-/// `n` deterministic uniform logits in `[-4, 4)`.
-fn logits(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Pcg64Mcg::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let u = (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
-            -4.0 + 8.0 * u
-        })
-        .collect()
-}
 
 fn scaling(c: &mut Criterion) {
     for shape in SHAPES {

@@ -23,12 +23,13 @@
 //! target features (listed in the output): quote them with their `RUSTFLAGS`.
 
 use std::hint::black_box;
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use dropmax::{Dropout, DropoutKey, Mask, RowStats, SoftmaxDropout};
-use rand_core::{Rng, SeedableRng};
-use rand_pcg::Pcg64Mcg;
+
+#[path = "../benches/workload/mod.rs"]
+mod workload;
+use workload::{causal_blocks, logits};
 
 const SCALE: f32 = 0.125;
 const P: f64 = 0.1;
@@ -42,27 +43,6 @@ const MAX_CALLS: usize = 10_000;
 const SWEEP_ELEMENTS: usize = 1 << 18;
 const SWEEP_COLS: [usize; 9] = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
 const OUT_OF_CACHE: (usize, usize) = (8192, 1024);
-
-/// `n` deterministic uniform logits in `[-4, 4)`.
-fn logits(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Pcg64Mcg::seed_from_u64(seed);
-    (0..n)
-        .map(|_| -4.0 + 8.0 * (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32)
-        .collect()
-}
-
-/// The causal calls over a `rows x cols` matrix: `(rows of the call, query position of its
-/// first row)`, averaging half the columns visible.
-fn causal_blocks(rows: usize, cols: usize) -> Vec<(Range<usize>, usize)> {
-    if rows >= cols {
-        (0..rows)
-            .step_by(cols)
-            .map(|start| (start..(start + cols).min(rows), 0))
-            .collect()
-    } else {
-        vec![(0..rows, cols / 2 - rows / 2)]
-    }
-}
 
 /// Runs `f` `WARMUP` times, then timed calls until there have been at least `reps` of them and
 /// `MIN_TIMED` has passed (at most `MAX_CALLS`): `(calls, min, median)`, in ns per element.
