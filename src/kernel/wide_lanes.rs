@@ -312,8 +312,7 @@ struct BlockMask<const N: usize> {
     ties: Ties,
 }
 
-/// Tied columns waiting for their tie-break words.
-///
+/// Tied columns waiting for their tie-break words (the first `len` of `cols`).
 #[derive(Clone, Copy)]
 struct Ties {
     cols: [u32; QUEUE],
