@@ -144,6 +144,17 @@ pub(crate) mod sealed {
         /// finite and no `seg[j]` exceeds it.
         /// Also zeroes `zeros`, with stores interleaved with the exponentials.
         fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32;
+        /// Passes 1 and 2 for plain scores, `z_j = s * x_j` with `s > 0`, no bias and no column
+        /// mask, without storing the scores: pass 1 only reads `x`, as `max_j fl(s x_j) =
+        /// fl(s max_j x_j)` (rounding is monotone), and pass 2 recomputes `z_j` from `x`, so
+        /// `seg[j] = exp(z_j - m)` exactly as the two passes give it. Returns `(m, S)`, or `None`
+        /// for a special row (a NaN score, or `m` not finite), leaving `seg` unspecified for the
+        /// general path. Also zeroes `zeros`, as [`Passes::exp_sum`] does.
+        /// A variant without it (the default, `None` always) takes the general path.
+        fn plain_exp_sum(x: &[f32], s: f32, seg: &mut [f32], zeros: &mut [f32]) -> Option<(f32, f32)> {
+            let _ = (x, s, seg, zeros);
+            None
+        }
         /// Pass 3: `dst[j] *= factor` for `j` in `lo..hi`, or 0 where `plan` drops column `j`.
         /// `dst[..lo]` holds zeros, which a variant may rewrite (as zeros) to align its chunks.
         fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>);
@@ -236,6 +247,18 @@ pub(crate) fn forward_row<K: sealed::Passes>(
         K::zero(rest);
         return RowStats::EMPTY;
     }
+    let plain = sc.scale > 0.0 && sc.bias.is_none() && matches!(sc.columns, Columns::All);
+    if let Some(x) = src.and_then(|s| s.get(lo..hi)).filter(|_| plain) {
+        if let Some((seg, tail)) = dst
+            .get_mut(lo..)
+            .filter(|r| r.len() >= x.len())
+            .map(|r| r.split_at_mut(x.len()))
+        {
+            if let Some((m, sum)) = K::plain_exp_sum(x, sc.scale, seg, tail) {
+                return finish_row::<K>(finish, dst, (lo, hi), row, m, sum);
+            }
+        }
+    }
     let (m, has_nan) = K::scores(sc, src, dst, lo, hi);
     // Which zero a maximum of zeros is depends on the variant's max; make it +0 everywhere.
     let m = m + 0.0;
@@ -271,10 +294,24 @@ pub(crate) fn forward_row<K: sealed::Passes>(
     // The masked tail is zeroed by stores spread through the exponentials' loop, where they
     // cost nothing, rather than in a burst before it.
     let sum = K::exp_sum(seg, m, tail);
+    finish_row::<K>(finish, dst, (lo, hi), row, m, sum)
+}
+
+/// Pass 3 of an ordinary row, whose `dst[lo..hi]` holds `exp(z_j - m)` summing to `sum`.
+fn finish_row<K: sealed::Passes>(
+    finish: Finish,
+    dst: &mut [f32],
+    (lo, hi): (usize, usize),
+    row: u64,
+    m: f32,
+    sum: f32,
+) -> RowStats {
     let (factor, plan) = match finish {
         Finish::Eval => (1.0 / f64::from(sum), None),
         Finish::Train(d, _) if d.drops_all() => {
-            seg.fill(0.0);
+            if let Some(seg) = dst.get_mut(lo..hi) {
+                seg.fill(0.0);
+            }
             return RowStats { max: m, sum };
         }
         Finish::Train(d, key) => (

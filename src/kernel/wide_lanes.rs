@@ -217,8 +217,54 @@ fn last_lanes<const N: usize, V: F32s<N>>(r: usize) -> V {
     V::from_bits(iota.gt_mask_i32(V::U::splat((N - r - 1) as u32)))
 }
 
-fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32 {
+/// Pass 1 of plain scores (see `Passes::plain_exp_sum`): the maximum of `x`, read only, with
+/// four accumulators (a `max` costs a cycle's issue but several of latency); unspecified if an
+/// `x_j` is NaN. The row ends with an overlapping quad of chunks rather than a loop over the
+/// 0-3 left over: rows of varying length would mispredict its exit.
+fn max_loop<const N: usize, V: F32s<N>>(x: &[f32]) -> f32 {
+    let neg_inf = V::splat(f32::NEG_INFINITY);
+    let mut acc = [neg_inf; 4];
+    let (chunks, tail) = x.as_chunks::<N>();
+    let (quads, rest) = chunks.as_chunks::<4>();
+    let max4 = |acc: &mut [V; 4], q: &[[f32; N]; 4]| {
+        for (a, c) in acc.iter_mut().zip(q) {
+            *a = a.max_fast(V::load(c));
+        }
+    };
+    for q in quads {
+        max4(&mut acc, q);
+    }
+    match x.rchunks(4 * N).next().map(<[f32]>::as_chunks::<N>) {
+        Some(([c0, c1, c2, c3], [])) if !quads.is_empty() => {
+            max4(&mut acc, &[*c0, *c1, *c2, *c3]);
+        }
+        _ => {
+            for (a, c) in acc.iter_mut().zip(rest) {
+                *a = a.max_fast(V::load(c));
+            }
+            if !tail.is_empty() {
+                acc[3] = acc[3].max_fast(match x.last_chunk::<N>() {
+                    Some(c) => V::load(c),
+                    None => load_padded::<N, V>(tail, f32::NEG_INFINITY),
+                });
+            }
+        }
+    }
+    let [a0, a1, a2, a3] = acc;
+    a0.max_fast(a1).max_fast(a2.max_fast(a3)).reduce_max()
+}
+
+/// Pass 2: `seg[j] = exp(z_j - m)` and their sum, `z_j` read from `seg` or, when `SCALED`,
+/// recomputed as `fl(s x_j)` from `x` (which then covers `seg`).
+fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
+    x: &[f32],
+    s: f32,
+    seg: &mut [f32],
+    m: f32,
+    zeros: &mut [f32],
+) -> f32 {
     let vm = V::splat(m);
+    let vs = V::splat(s);
     let zero = V::splat(0.0);
     // Masked columns to zero: one chunk per pair of exponentials while both last.
     let (zero_chunks, zero_tail) = zeros.as_chunks_mut::<N>();
@@ -233,18 +279,30 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
     let mut k = 0;
     let r = seg.len() % N;
     // The overlapping last chunk (see `score_loop`), its already-counted lanes left out of the sum.
-    let last = match seg.last_chunk::<N>() {
-        Some(z) if r != 0 => Some(exp_rr2_p5::<N, V>(V::load(z) - vm)),
+    let last_z = if SCALED {
+        x.last_chunk::<N>().map(|c| V::load(c) * vs)
+    } else {
+        seg.last_chunk::<N>().map(V::load)
+    };
+    let last = match last_z {
+        Some(z) if r != 0 => Some(exp_rr2_p5::<N, V>(z - vm)),
         _ => None,
     };
+    let (x_chunks, x_tail) = x.as_chunks::<N>();
+    let (x_pairs, x_odd) = x_chunks.as_chunks::<2>();
+    let mut x_iter = x_pairs.iter();
     let (chunks, tail) = seg.as_chunks_mut::<N>();
     let (pairs, odd) = chunks.as_chunks_mut::<2>();
     let mut total = zero;
     for block in pairs.chunks_mut(SUM_BLOCK) {
         let mut acc = [zero; 2];
         for [c0, c1] in block.iter_mut() {
-            let e0 = exp_rr2_p5::<N, V>(V::load(c0) - vm);
-            let e1 = exp_rr2_p5::<N, V>(V::load(c1) - vm);
+            let (z0, z1) = match x_iter.next() {
+                Some([x0, x1]) if SCALED => (V::load(x0) * vs, V::load(x1) * vs),
+                _ => (V::load(c0), V::load(c1)),
+            };
+            let e0 = exp_rr2_p5::<N, V>(z0 - vm);
+            let e1 = exp_rr2_p5::<N, V>(z1 - vm);
             e0.store(c0);
             e1.store(c1);
             acc[0] = acc[0] + e0;
@@ -263,7 +321,11 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
         total = total + (acc[0] + acc[1]);
     }
     for c in odd.iter_mut() {
-        let e = exp_rr2_p5::<N, V>(V::load(c) - vm);
+        let z = match x_odd.first() {
+            Some(x) if SCALED => V::load(x) * vs,
+            _ => V::load(c),
+        };
+        let e = exp_rr2_p5::<N, V>(z - vm);
         e.store(c);
         total = total + e;
     }
@@ -279,11 +341,31 @@ fn exp_sum<const N: usize, V: F32s<N>>(seg: &mut [f32], m: f32, zeros: &mut [f32
             e.store(c);
         }
     } else if !tail.is_empty() {
-        let e = exp_rr2_p5::<N, V>(load_padded::<N, V>(tail, f32::NEG_INFINITY) - vm);
+        let z = if SCALED {
+            load_padded::<N, V>(x_tail, f32::NEG_INFINITY) * vs
+        } else {
+            load_padded::<N, V>(tail, f32::NEG_INFINITY)
+        };
+        let e = exp_rr2_p5::<N, V>(z - vm);
         store_partial(e, tail);
         total = total + e;
     }
     total.reduce_add()
+}
+
+/// `Passes::plain_exp_sum`: a NaN score shows as a NaN sum (`exp_rr2_p5` passes NaN through).
+fn plain_exp_sum<const N: usize, V: F32s<N>>(
+    x: &[f32],
+    s: f32,
+    seg: &mut [f32],
+    zeros: &mut [f32],
+) -> Option<(f32, f32)> {
+    let m = max_loop::<N, V>(x) * s + 0.0;
+    if !m.is_finite() || seg.len() != x.len() {
+        return None;
+    }
+    let sum = exp_sum::<N, V, true>(x, s, seg, m, zeros);
+    (!sum.is_nan()).then_some((m, sum))
 }
 
 /// Columns whose keep bits are generated together: 16 groups of 256.
@@ -720,7 +802,15 @@ macro_rules! wide_passes {
                 scores::<$n, $v>(sc, src, dst, lo, hi)
             }
             fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32 {
-                exp_sum::<$n, $v>(seg, m, zeros)
+                exp_sum::<$n, $v, false>(&[], 0.0, seg, m, zeros)
+            }
+            fn plain_exp_sum(
+                x: &[f32],
+                s: f32,
+                seg: &mut [f32],
+                zeros: &mut [f32],
+            ) -> Option<(f32, f32)> {
+                plain_exp_sum::<$n, $v>(x, s, seg, zeros)
             }
             fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
                 finish::<$n, $v>(dst, lo, hi, factor, plan)
