@@ -37,6 +37,10 @@ pub(crate) trait F32s<const N: usize>:
     fn from_bits(u: Self::U) -> Self;
     /// Lane `l` is `a[l]` where bit `l` of `bits` is set, +0 elsewhere.
     fn load_kept(a: &[f32; N], bits: u32) -> Self;
+    /// The last step of [`exp_rr2_p5`](crate::exp): `2^n (1 + t p)`, +0 where `d < cutoff`, NaN
+    /// where `d` is NaN. `n` is an integer-valued float, `vn` the same `n` magic-biased (`n + 127`
+    /// in its low mantissa bits), for whichever form the build's instructions need.
+    fn exp_finish(d: Self, cutoff: f32, vn: Self, n: Self, t: Self, p: Self) -> Self;
 }
 
 /// `N` lanes of `u32`.
@@ -96,6 +100,59 @@ fn load_kept_portable<const N: usize, V: F32s<N>>(a: &[f32; N], bits: u32) -> V 
     let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
     let keep = V::from_bits((V::U::splat(bits) & lane_bits).eq_mask(lane_bits));
     V::select(keep, V::load(a), V::splat(0.0))
+}
+
+/// [`F32s::exp_finish`]: `2^n` built by shifting the magic-biased `vn` into the exponent field.
+#[inline(always)]
+fn exp_finish_portable<const N: usize, V: F32s<N>>(
+    d: V,
+    cutoff: f32,
+    vn: V,
+    _n: V,
+    t: V,
+    p: V,
+) -> V {
+    let s = V::from_bits(vn.to_bits() << 23);
+    let f = (t * s).mul_add(p, s);
+    V::select(d.lt_mask(V::splat(cutoff)), V::splat(0.0), f)
+}
+
+/// [`F32s::exp_finish`] for 16 lanes: `vscalefps` with AVX-512.
+#[inline(always)]
+fn exp_finish16(d: f32x16, cutoff: f32, vn: f32x16, n: f32x16, t: f32x16, p: f32x16) -> f32x16 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    {
+        let _ = vn;
+        exp_finish_avx512(d, cutoff, n, t, p)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    exp_finish_portable::<16, f32x16>(d, cutoff, vn, n, t, p)
+}
+
+/// [`F32s::exp_finish`] in three instructions: a compare straight into a mask register (`NLT_UQ`,
+/// so NaN lanes stay set), `q = 1 + t p` and a zero-masked `vscalefps` for `2^n q`. The portable
+/// form spends a shift, a multiply, an FMA, a compare, a mask inversion and a masked FMA, one
+/// ALU instruction in seven of the exponential's; in-process A/B (rows of 1024, 64 and 256 rows):
+/// eval 7-8 % faster, train 4 %. The rounding is the same wherever `t 2^n` is normal (scaling by a
+/// power of two is exact); below, this form is the more accurate. `safe_arch` has no `vscalefps`,
+/// hence the crate's one `unsafe` block.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn exp_finish_avx512(d: f32x16, cutoff: f32, n: f32x16, t: f32x16, p: f32x16) -> f32x16 {
+    use core::arch::x86_64::{
+        __m512, _CMP_NLT_UQ, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_maskz_scalef_ps,
+    };
+    let c = |v: f32x16| -> __m512 { wide::bytemuck::cast::<f32x16, safe_arch::m512>(v).0 };
+    // SAFETY: these intrinsics are `unsafe` only because they need AVX-512F, which this function
+    // is compiled only with (its `cfg`: the build's target features, so every CPU the binary may
+    // run on has it). They touch no memory. Exercised by `exp::tests` in the native build.
+    let r = unsafe {
+        let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(c(d), c(f32x16::splat(cutoff)));
+        let q = _mm512_fmadd_ps(c(t), c(p), c(f32x16::splat(1.0)));
+        _mm512_maskz_scalef_ps(keep, q, c(n))
+    };
+    wide::bytemuck::cast(safe_arch::m512(r))
 }
 
 /// [`F32s::load_kept`] for 16 lanes: a mask register with AVX-512.
@@ -171,7 +228,8 @@ macro_rules! impl_lanes {
         $max_halves:ident,
         $load_kept:path,
         $philox_x2:path,
-        $philox_x1:path
+        $philox_x1:path,
+        $exp_finish:path
     ) => {
         impl F32s<$n> for $f {
             type U = $u;
@@ -190,6 +248,10 @@ macro_rules! impl_lanes {
             #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {
                 $f::mul_add(self, a, b)
+            }
+            #[inline(always)]
+            fn exp_finish(d: Self, cutoff: f32, vn: Self, n: Self, t: Self, p: Self) -> Self {
+                $exp_finish(d, cutoff, vn, n, t, p)
             }
             #[inline(always)]
             fn max_fast(self, o: Self) -> Self {
@@ -289,7 +351,8 @@ impl_lanes!(
     max4,
     load_kept_portable::<4, Self>,
     crate::philox::portable_x2::<4, Self>,
-    crate::philox::portable_x1::<4, Self>
+    crate::philox::portable_x1::<4, Self>,
+    exp_finish_portable::<4, Self>
 );
 impl_lanes!(
     8,
@@ -300,7 +363,8 @@ impl_lanes!(
     max8,
     load_kept_portable::<8, Self>,
     crate::philox::portable_x2::<8, Self>,
-    crate::philox::portable_x1::<8, Self>
+    crate::philox::portable_x1::<8, Self>,
+    exp_finish_portable::<8, Self>
 );
 impl_lanes!(
     16,
@@ -311,5 +375,6 @@ impl_lanes!(
     max16,
     load_kept16,
     philox16_x2,
-    philox16_x1
+    philox16_x1,
+    exp_finish16
 );

@@ -169,7 +169,7 @@ pub(crate) mod avx512 {
     /// Lanes `4k, 4k+1` of each 128-bit quarter `k` into `lo`, lanes `4k+2, 4k+3` into `hi`.
     #[inline(always)]
     fn spread(v: [u32x16; 4]) -> (Eight, Eight) {
-        let m = v.map(|w| wide::bytemuck::cast::<u32x16, m512i>(w));
+        let m = v.map(wide::bytemuck::cast::<u32x16, m512i>);
         (
             m.map(|w| unpack_low_i32_m512i(w, w)),
             m.map(|w| unpack_high_i32_m512i(w, w)),
