@@ -133,6 +133,27 @@ fn nan_in_a_visible_column_makes_the_visible_row_nan() {
     }
 }
 
+/// Long rows, a NaN early in them: a vector maximum may drop a NaN (`maxps` returns one operand
+/// when either is NaN), so the row must be found NaN some other way (for plain scores, by its
+/// sum: the kernels' `exp` passes NaN through).
+#[test]
+fn nan_early_in_a_long_row_makes_it_nan() {
+    for n in [64, 65, 200, 1024, 1030] {
+        for pos in [0, 1, 15, 16, 70 % n, n / 2, n - 1] {
+            let mut x: Vec<f32> = (0..n).map(|j| (j as f32 * 0.37).sin()).collect();
+            x[pos] = f32::from_bits(0xFFC0_0001);
+            for op in ops() {
+                let (y, st) = all_agree(op, &x);
+                assert!(y.iter().all(|v| v.is_nan()), "n={n} pos={pos}");
+                assert!(
+                    st.max.is_nan() && st.sum.is_nan(),
+                    "n={n} pos={pos}: {st:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn nan_in_a_masked_column_is_ignored() {
     for n in LENGTHS.into_iter().filter(|&n| n > 1) {

@@ -358,13 +358,12 @@ fn plain_exp_sum<const N: usize, V: F32s<N>>(
     x: &[f32],
     s: f32,
     seg: &mut [f32],
-    zeros: &mut [f32],
 ) -> Option<(f32, f32)> {
     let m = max_loop::<N, V>(x) * s + 0.0;
     if !m.is_finite() || seg.len() != x.len() {
         return None;
     }
-    let sum = exp_sum::<N, V, true>(x, s, seg, m, zeros);
+    let sum = exp_sum::<N, V, true>(x, s, seg, m, &mut []);
     (!sum.is_nan()).then_some((m, sum))
 }
 
@@ -804,13 +803,8 @@ macro_rules! wide_passes {
             fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32 {
                 exp_sum::<$n, $v, false>(&[], 0.0, seg, m, zeros)
             }
-            fn plain_exp_sum(
-                x: &[f32],
-                s: f32,
-                seg: &mut [f32],
-                zeros: &mut [f32],
-            ) -> Option<(f32, f32)> {
-                plain_exp_sum::<$n, $v>(x, s, seg, zeros)
+            fn plain_exp_sum(x: &[f32], s: f32, seg: &mut [f32]) -> Option<(f32, f32)> {
+                plain_exp_sum::<$n, $v>(x, s, seg)
             }
             fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
                 finish::<$n, $v>(dst, lo, hi, factor, plan)
