@@ -9,9 +9,9 @@
 # 64 x 1024), CALLS calls per function (default 3000), RUNS processes (default 3). Built with
 # RUSTFLAGS="-C target-cpu=native". Runs under `setarch -R` (no address randomisation) where
 # available: the training path's time moves by up to 7 % with the addresses the process gets
-# (seen in session 2; eval does not), which otherwise swamps small changes. Even then the two
-# sides are not placed alike: run it once on an unchanged tree to see the tool's own bias (about
-# 1-2 % on the causal rows, in B's favour, when it was written). Not part of CI.
+# (seen in session 2; eval does not), which otherwise swamps small changes. Each timed call
+# follows an untimed one of the same kind and version. Run it once on an unchanged tree to see
+# the tool's own bias (under 1 % on 2026-11-28). Not part of CI.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -20,6 +20,9 @@ rows=${2:-64}; cols=${3:-1024}; calls=${4:-3000}; runs=${5:-3}
 snap="$ROOT/target/ab/snapshot"
 rm -rf "$snap" && mkdir -p "$snap"
 git -C "$ROOT" archive "$rev" | tar -x -C "$snap"
+# `git archive` dates the files at the commit; cargo would then take an older revision's
+# sources for unchanged since the last build and keep that build (it did, until 2026-11-28).
+find "$snap" -type f -exec touch {} +
 # The snapshot becomes crate `dropmax_a`, outside any workspace.
 python3 - "$snap/Cargo.toml" <<'PY'
 import re, sys
