@@ -16,8 +16,8 @@
 //! [`counter_counts_a_deliberate_allocation`] shows the counter works (a `Vec` in the region is
 //! counted, allocations on another thread are not), so a zero can not be vacuous.
 //!
-//! This file is the one place in the crate that needs `unsafe`: implementing `GlobalAlloc`. The
-//! library itself is `#![forbid(unsafe_code)]`.
+//! This file needs `unsafe` for implementing `GlobalAlloc`. The library itself denies
+//! `unsafe_code` except in one register-only AVX-512 function (`lanes::exp_finish_avx512`).
 
 mod common;
 
