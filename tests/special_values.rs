@@ -154,6 +154,67 @@ fn nan_early_in_a_long_row_makes_it_nan() {
     }
 }
 
+/// Long rows through the plain-scores path (out of place, `s > 0`, no bias or column mask), which
+/// skips storing the scores: every variant and the in-place (general) path must agree bit for bit
+/// on rows whose maximum is -0.0 or +0.0, whose scores are subnormal, that are all -inf, or that
+/// hold +inf.
+#[test]
+fn plain_rows_with_signed_zero_subnormal_and_infinite_scores() {
+    let tiny = f32::from_bits(1); // s * x subnormal for s = 0.5 at 1 ulp: rounds to 0 or 2^-149
+    for n in [64, 65, 200, 1030] {
+        let cases: [(&str, Vec<f32>); 6] = [
+            (
+                "max -0.0",
+                (0..n)
+                    .map(|j| {
+                        if j == n / 3 {
+                            -0.0
+                        } else {
+                            -1.0 - j as f32 * 0.01
+                        }
+                    })
+                    .collect(),
+            ),
+            (
+                "max +0.0 beside -0.0",
+                (0..n).map(|j| [-0.0, 0.0, -2.0][j % 3]).collect(),
+            ),
+            (
+                "subnormal",
+                (0..n).map(|j| tiny * (j % 7) as f32 - tiny).collect(),
+            ),
+            ("all -inf", vec![f32::NEG_INFINITY; n]),
+            (
+                "one +inf",
+                (0..n)
+                    .map(|j| if j == n - 2 { f32::INFINITY } else { j as f32 })
+                    .collect(),
+            ),
+            (
+                "-inf and values",
+                (0..n)
+                    .map(|j| if j % 5 == 0 { f32::NEG_INFINITY } else { 0.5 })
+                    .collect(),
+            ),
+        ];
+        for (name, x) in cases {
+            for op in ops() {
+                let (y, st) = all_agree(op, &x);
+                if name == "all -inf" {
+                    assert_eq!(st, RowStats::EMPTY, "n={n}");
+                    assert!(y.iter().all(|&v| v.to_bits() == 0));
+                }
+                if name.starts_with("max") {
+                    assert_eq!(st.max.to_bits(), 0, "n={n} {name}: the maximum is +0");
+                }
+                if name == "one +inf" {
+                    assert_eq!(st.max, f32::INFINITY, "n={n}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn nan_in_a_masked_column_is_ignored() {
     for n in LENGTHS.into_iter().filter(|&n| n > 1) {

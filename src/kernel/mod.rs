@@ -9,9 +9,13 @@
 //! 2. exponentials: `e_j = exp(z_j - m)` written back, and their sum `S`;
 //! 3. finish: `y_j = e_j * (rescale / S)` for kept elements, 0 for dropped ones.
 //!
+//! Plain scores (`s > 0`, no bias, no column mask, out of place, a band reaching the row's end)
+//! skip storing `z`: pass 1 only reads `x` for its maximum (`max_j fl(s x_j) = fl(s max_j x_j)`,
+//! rounding being monotone) and pass 2 recomputes `z_j` from `x`, with the same results.
+//!
 //! Columns outside the band are zero-filled and never otherwise touched. Rows whose maximum is
 //! NaN, `-inf` or `+inf` are finished by one shared routine, so their results are identical on
-//! every path. Each variant implements only the three passes: [`Scalar`] is the reference
+//! every path. Each variant implements only the passes: [`Scalar`] is the reference
 //! (`libm::expf`, `f64` sum, the mask's scalar definition per element); [`Wide4`], [`Wide8`] and
 //! [`Wide16`] run the same passes on `wide` vectors of 4, 8 and 16 lanes; [`Best`] is the one
 //! suited to the build's target features.
@@ -127,7 +131,7 @@ pub(crate) mod sealed {
         }
     }
 
-    /// The three passes a variant implements. Preconditions, guaranteed by the callers:
+    /// The passes a variant implements. Preconditions, guaranteed by the callers:
     /// `lo <= hi <= dst.len()`, `src` (when given) and the bias and column mask cover `dst`.
     pub trait Passes {
         /// Pass 1: `dst[j] = z_j` for `j` in `lo..hi`, reading `src[j]`, or `dst[j]` when `src`
@@ -255,7 +259,8 @@ pub(crate) fn forward_row<K: sealed::Passes>(
         && sc.bias.is_none()
         && matches!(sc.columns, Columns::All)
         && hi == dst.len();
-    if let Some(x) = src.and_then(|s| s.get(lo..hi)).filter(|_| plain)
+    if plain
+        && let Some(x) = src.and_then(|s| s.get(lo..hi))
         && let Some(seg) = dst.get_mut(lo..hi)
         && let Some((m, sum)) = K::plain_exp_sum(x, sc.scale, seg)
     {

@@ -234,11 +234,13 @@ fn max_loop<const N: usize, V: F32s<N>>(x: &[f32]) -> f32 {
     for q in quads {
         max4(&mut acc, q);
     }
-    match x.rchunks(4 * N).next().map(<[f32]>::as_chunks::<N>) {
-        Some(([c0, c1, c2, c3], [])) if !quads.is_empty() => {
-            max4(&mut acc, &[*c0, *c1, *c2, *c3]);
-        }
-        _ => {
+    let last_quad = x
+        .rchunks_exact(4 * N)
+        .next()
+        .and_then(|q| <&[[f32; N]; 4]>::try_from(q.as_chunks::<N>().0).ok());
+    match last_quad {
+        Some(q) => max4(&mut acc, q),
+        None => {
             for (a, c) in acc.iter_mut().zip(rest) {
                 *a = a.max_fast(V::load(c));
             }
@@ -360,6 +362,8 @@ fn plain_exp_sum<const N: usize, V: F32s<N>>(
     seg: &mut [f32],
 ) -> Option<(f32, f32)> {
     let m = max_loop::<N, V>(x) * s + 0.0;
+    // (`seg` always matches `x` from `forward_row`; checked because pass 2 would otherwise read
+    // `seg`'s stale values for the chunks `x` lacks.)
     if !m.is_finite() || seg.len() != x.len() {
         return None;
     }
