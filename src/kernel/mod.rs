@@ -245,7 +245,9 @@ pub(crate) fn forward_row<K: sealed::Passes>(
 ) -> RowStats {
     let (lo, hi) = span;
     let (head, rest) = dst.split_at_mut(lo.min(dst.len()));
-    K::zero(head);
+    if !head.is_empty() {
+        K::zero(head);
+    }
     if lo >= hi {
         K::zero(rest);
         return RowStats::EMPTY;
