@@ -316,19 +316,18 @@ fn finish_row<K: sealed::Passes>(
     sum: f32,
 ) -> RowStats {
     let (factor, plan) = match finish {
-        Finish::Eval => (1.0 / f64::from(sum), None),
+        Finish::Eval => (1.0 / sum, None),
         Finish::Train(d, _) if d.drops_all() => {
             if let Some(seg) = dst.get_mut(lo..hi) {
                 seg.fill(0.0);
             }
             return RowStats { max: m, sum };
         }
-        Finish::Train(d, key) => (
-            f64::from(d.rescale()) / f64::from(sum),
-            DropPlan::new(&d, key, row),
-        ),
+        // One f32 division, correctly rounded (an f64 one rounded to f32 is the same but for
+        // rare double roundings, and its latency sits between pass 2 and pass 3 of every row).
+        Finish::Train(d, key) => (d.rescale() / sum, DropPlan::new(&d, key, row)),
     };
-    K::finish(dst, lo, hi, factor as f32, plan.as_ref());
+    K::finish(dst, lo, hi, factor, plan.as_ref());
     RowStats { max: m, sum }
 }
 
@@ -468,7 +467,7 @@ fn recompute_probs<K: sealed::Passes>(
         0,
     ) {
         let _ = K::exp_sum(seg, m, &mut []);
-        K::finish(dx, lo, hi, (1.0 / f64::from(stats.sum)) as f32, None);
+        K::finish(dx, lo, hi, 1.0 / stats.sum, None);
     }
 }
 
@@ -552,7 +551,7 @@ pub(crate) fn forward_chunk<K: sealed::Passes>(
             return;
         }
         Finish::Train(d, key) => (
-            f64::from(d.rescale()),
+            d.rescale(),
             DropPlan::new(&d, key, row).map(|p| DropPlan { col0, ..p }),
         ),
     };
@@ -560,13 +559,7 @@ pub(crate) fn forward_chunk<K: sealed::Passes>(
     if let Some(seg) = y.get_mut(lo..hi) {
         let _ = K::exp_sum(seg, m, &mut []);
     }
-    K::finish(
-        y,
-        lo,
-        hi,
-        (rescale / f64::from(stats.sum)) as f32,
-        plan.as_ref(),
-    );
+    K::finish(y, lo, hi, rescale / stats.sum, plan.as_ref());
 }
 
 /// The packed keep bits of a row (see [`Dropout::mask_bits`]), 4096 columns at a time.
