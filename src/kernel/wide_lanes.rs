@@ -448,12 +448,15 @@ impl<const N: usize> BlockMask<N> {
                 U::splat(r1),
             ]
         };
+        // Words (64 columns each, from the block's first) that reach into the row: ties past
+        // its end need no tie-break (a row of 64 columns would otherwise settle those of 256).
+        let live = end.saturating_sub(g * GROUP).div_ceil(64);
         let jobs = groups * Self::BATCHES;
         let mut job = 0;
         while job + 1 < jobs {
             let (a, b) = philox_lanes_x2::<N, U>(counter(job), counter(job + 1), plan.key);
-            len = self.record(plan, &mut cols, len, job, a);
-            len = self.record(plan, &mut cols, len, job + 1, b);
+            len = self.record(plan, &mut cols, len, live, job, a);
+            len = self.record(plan, &mut cols, len, live, job + 1, b);
             job += 2;
             // Under 16 queued before the 8 words of the next pair: room for their first ties.
             if len >= QUEUE - 16 {
@@ -463,7 +466,7 @@ impl<const N: usize> BlockMask<N> {
         }
         if job < jobs {
             let words = philox_lanes::<N, U>(counter(job), plan.key);
-            len = self.record(plan, &mut cols, len, job, words);
+            len = self.record(plan, &mut cols, len, live, job, words);
         }
         if !DEFER && len > 0 {
             self.settle(plan, cols.get(..len).unwrap_or(&[]));
@@ -472,14 +475,15 @@ impl<const N: usize> BlockMask<N> {
         self.ties = Ties { cols, len };
     }
 
-    /// Turns the four words of batch `job` into keep bits (tied columns kept), queueing ties
-    /// after the first `len` of `cols`; returns the new length.
+    /// Turns the four words of batch `job` into keep bits (tied columns kept), queueing the ties
+    /// of the first `live` slots after the first `len` of `cols`; returns the new length.
     #[inline(always)]
     fn record<U: U32s<N>>(
         &mut self,
         plan: &DropPlan,
         cols: &mut [u32; QUEUE],
         mut len: usize,
+        live: usize,
         job: usize,
         words: [U; 4],
     ) -> usize {
@@ -495,7 +499,7 @@ impl<const N: usize> BlockMask<N> {
             if let Some(bits) = self.bits.get_mut(slot) {
                 *bits = if k == 0 { kept } else { *bits | kept << shift };
             }
-            if plan.d_lo != 0 {
+            if plan.d_lo != 0 && slot < live {
                 // A word of 64 bytes (16 lanes) has a tie with probability 0.22 and two with
                 // 0.026: the first is appended without a branch, the others out of line. A
                 // branch per tie would be mispredicted about as often as it is taken.
