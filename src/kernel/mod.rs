@@ -255,8 +255,8 @@ pub(crate) fn forward_row<K: sealed::Passes>(
     // Plain scores skip storing `z` in pass 1, but only in rows without a masked tail: there
     // the tail's zero stores already crowd pass 2 with write misses, and pass 1's stores take
     // the row's own. Measured (benches/ab, rows of 1024): full rows eval 9-15 % and train 5-10 %
-    // faster than with pass 1 storing `z`; causal rows through this path were 3-8 % slower in
-    // training (1-5 % faster in eval), and zeroing their tail after it instead 7-14 % slower.
+    // faster than with pass 1 storing `z`; causal rows through this path: training 5-10 %
+    // slower, evaluation within 3 % either way; zeroing their tail after it instead, slower still.
     let plain = sc.scale > 0.0
         && sc.bias.is_none()
         && matches!(sc.columns, Columns::All)
