@@ -194,7 +194,7 @@ pub trait RowKernel: sealed::Passes {
     const NAME: &'static str;
 }
 
-/// The scalar reference: `libm::expf`, an `f64` sum, and [`keep`](crate::keep) per element.
+/// The scalar reference: `libm::expf`, an `f64` sum, and [`keep`] per element.
 /// Slow, obviously right; the oracle for every other variant.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Scalar;
