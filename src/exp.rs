@@ -50,7 +50,7 @@ pub(crate) fn exp_rr2_p5<const N: usize, V: F32s<N>>(d: V) -> V {
     let p = p.mul_add(t, V::splat(C3));
     let p = p.mul_add(t, V::splat(C2));
     let p = p.mul_add(t, V::splat(C1));
-    V::exp_finish(d, CUTOFF, vn, n, t, p)
+    V::exp_finish(d, vn, n, t, p)
 }
 
 #[cfg(test)]

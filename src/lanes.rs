@@ -4,6 +4,7 @@
 //! instantiated at each width: the widths then differ only in how `wide` lowers them for the
 //! build's target features, and one shared test runs all of them against the scalar reference.
 
+use crate::exp::CUTOFF;
 use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
 use wide::{f32x4, f32x8, f32x16, i32x4, i32x8, i32x16, u8x16, u8x32, u8x64, u32x4, u32x8, u32x16};
 
@@ -37,10 +38,10 @@ pub(crate) trait F32s<const N: usize>:
     fn from_bits(u: Self::U) -> Self;
     /// Lane `l` is `a[l]` where bit `l` of `bits` is set, +0 elsewhere.
     fn load_kept(a: &[f32; N], bits: u32) -> Self;
-    /// The last step of [`exp_rr2_p5`](crate::exp): `2^n (1 + t p)`, +0 where `d < cutoff`, NaN
-    /// where `d` is NaN. `n` is an integer-valued float, `vn` the same `n` magic-biased (`n + 127`
+    /// The last step of [`exp_rr2_p5`](crate::exp): `2^n (1 + t p)`, +0 where `d` is below
+    /// [`CUTOFF`], NaN where `d` is NaN. `n` is an integer-valued float, `vn` the same `n` magic-biased (`n + 127`
     /// in its low mantissa bits), for whichever form the build's instructions need.
-    fn exp_finish(d: Self, cutoff: f32, vn: Self, n: Self, t: Self, p: Self) -> Self;
+    fn exp_finish(d: Self, vn: Self, n: Self, t: Self, p: Self) -> Self;
 }
 
 /// `N` lanes of `u32`.
@@ -104,29 +105,22 @@ fn load_kept_portable<const N: usize, V: F32s<N>>(a: &[f32; N], bits: u32) -> V 
 
 /// [`F32s::exp_finish`]: `2^n` built by shifting the magic-biased `vn` into the exponent field.
 #[inline(always)]
-fn exp_finish_portable<const N: usize, V: F32s<N>>(
-    d: V,
-    cutoff: f32,
-    vn: V,
-    _n: V,
-    t: V,
-    p: V,
-) -> V {
+fn exp_finish_portable<const N: usize, V: F32s<N>>(d: V, vn: V, _n: V, t: V, p: V) -> V {
     let s = V::from_bits(vn.to_bits() << 23);
     let f = (t * s).mul_add(p, s);
-    V::select(d.lt_mask(V::splat(cutoff)), V::splat(0.0), f)
+    V::select(d.lt_mask(V::splat(CUTOFF)), V::splat(0.0), f)
 }
 
 /// [`F32s::exp_finish`] for 16 lanes: `vscalefps` with AVX-512.
 #[inline(always)]
-fn exp_finish16(d: f32x16, cutoff: f32, vn: f32x16, n: f32x16, t: f32x16, p: f32x16) -> f32x16 {
+fn exp_finish16(d: f32x16, vn: f32x16, n: f32x16, t: f32x16, p: f32x16) -> f32x16 {
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
     {
         let _ = vn;
-        exp_finish_avx512(d, cutoff, n, t, p)
+        exp_finish_avx512(d, n, t, p)
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-    exp_finish_portable::<16, f32x16>(d, cutoff, vn, n, t, p)
+    exp_finish_portable::<16, f32x16>(d, vn, n, t, p)
 }
 
 /// [`F32s::exp_finish`] in three instructions: a compare straight into a mask register (`NLT_UQ`,
@@ -139,7 +133,7 @@ fn exp_finish16(d: f32x16, cutoff: f32, vn: f32x16, n: f32x16, t: f32x16, p: f32
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 #[allow(unsafe_code)]
 #[inline(always)]
-fn exp_finish_avx512(d: f32x16, cutoff: f32, n: f32x16, t: f32x16, p: f32x16) -> f32x16 {
+fn exp_finish_avx512(d: f32x16, n: f32x16, t: f32x16, p: f32x16) -> f32x16 {
     use core::arch::x86_64::{
         __m512, _CMP_NLT_UQ, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_maskz_scalef_ps,
     };
@@ -148,7 +142,7 @@ fn exp_finish_avx512(d: f32x16, cutoff: f32, n: f32x16, t: f32x16, p: f32x16) ->
     // is compiled only with (its `cfg`: the build's target features, so every CPU the binary may
     // run on has it). They touch no memory. Exercised by `exp::tests` in the native build.
     let r = unsafe {
-        let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(c(d), c(f32x16::splat(cutoff)));
+        let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(c(d), c(f32x16::splat(CUTOFF)));
         let q = _mm512_fmadd_ps(c(t), c(p), c(f32x16::splat(1.0)));
         _mm512_maskz_scalef_ps(keep, q, c(n))
     };
@@ -250,8 +244,8 @@ macro_rules! impl_lanes {
                 $f::mul_add(self, a, b)
             }
             #[inline(always)]
-            fn exp_finish(d: Self, cutoff: f32, vn: Self, n: Self, t: Self, p: Self) -> Self {
-                $exp_finish(d, cutoff, vn, n, t, p)
+            fn exp_finish(d: Self, vn: Self, n: Self, t: Self, p: Self) -> Self {
+                $exp_finish(d, vn, n, t, p)
             }
             #[inline(always)]
             fn max_fast(self, o: Self) -> Self {

@@ -266,6 +266,8 @@ fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
     let vm = V::splat(m);
     let vs = V::splat(s);
     let zero = V::splat(0.0);
+    // Pass 1's own definition of the scores, so that they are the same bits.
+    let score = |x: &[f32; N]| score_chunk::<N, V, false, false>(vs, V::load(x), zero);
     // Masked columns to zero: one chunk per pair of exponentials while both last.
     let (zero_chunks, zero_tail) = zeros.as_chunks_mut::<N>();
     let pairs_total = seg.len() / (2 * N);
@@ -280,7 +282,7 @@ fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
     let r = seg.len() % N;
     // The overlapping last chunk (see `score_loop`), its already-counted lanes left out of the sum.
     let last_z = if SCALED {
-        x.last_chunk::<N>().map(|c| V::load(c) * vs)
+        x.last_chunk::<N>().map(score)
     } else {
         seg.last_chunk::<N>().map(V::load)
     };
@@ -298,7 +300,7 @@ fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
         let mut acc = [zero; 2];
         for [c0, c1] in block.iter_mut() {
             let (z0, z1) = match x_iter.next() {
-                Some([x0, x1]) if SCALED => (V::load(x0) * vs, V::load(x1) * vs),
+                Some([x0, x1]) if SCALED => (score(x0), score(x1)),
                 _ => (V::load(c0), V::load(c1)),
             };
             let e0 = exp_rr2_p5::<N, V>(z0 - vm);
@@ -322,7 +324,7 @@ fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
     }
     for c in odd.iter_mut() {
         let z = match x_odd.first() {
-            Some(x) if SCALED => V::load(x) * vs,
+            Some(x) if SCALED => score(x),
             _ => V::load(c),
         };
         let e = exp_rr2_p5::<N, V>(z - vm);
@@ -342,7 +344,11 @@ fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
         }
     } else if !tail.is_empty() {
         let z = if SCALED {
-            load_padded::<N, V>(x_tail, f32::NEG_INFINITY) * vs
+            score_chunk::<N, V, false, false>(
+                vs,
+                load_padded::<N, V>(x_tail, f32::NEG_INFINITY),
+                zero,
+            )
         } else {
             load_padded::<N, V>(tail, f32::NEG_INFINITY)
         };
