@@ -6,7 +6,7 @@ use crate::dropout::{Dropout, DropoutKey};
 use crate::error::Error;
 use crate::kernel::{
     Best, Finish, Probabilities, RowKernel, RowStats, Scores, backward_row, dropout_row,
-    forward_row,
+    forward_matrix, forward_row,
 };
 use crate::kernel::{chunk_stats as kernel_chunk_stats, forward_chunk as kernel_forward_chunk};
 use crate::mask::Mask;
@@ -233,26 +233,22 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
                 found: y.len(),
             });
         }
-        let rows = self.validate_rows(cols, x.len(), stats.as_deref())?;
+        self.validate_rows(cols, x.len(), stats.as_deref())?;
         let mut stats = stats.map(|s| s.iter_mut());
-        for (i, (xr, yr)) in x
-            .chunks_exact(cols.max(1))
-            .zip(y.chunks_exact_mut(cols.max(1)))
-            .take(rows)
-            .enumerate()
-        {
-            let st = forward_row::<K>(
-                &self.scores(),
-                self.finish(),
-                self.mask.span(i, cols),
-                first_row.wrapping_add(i as u64),
-                Some(xr),
-                yr,
-            );
-            if let Some(slot) = stats.as_mut().and_then(Iterator::next) {
-                *slot = st;
-            }
-        }
+        forward_matrix::<K>(
+            &self.scores(),
+            self.finish(),
+            |i| self.mask.span(i, cols),
+            first_row,
+            cols,
+            x,
+            y,
+            |st| {
+                if let Some(slot) = stats.as_mut().and_then(Iterator::next) {
+                    *slot = st;
+                }
+            },
+        );
         Ok(())
     }
 

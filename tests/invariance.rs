@@ -122,3 +122,64 @@ fn mask_is_independent_of_row_length_and_variant() {
         assert!(ones.iter().all(|&v| v == 0.0 || v == dropout.rescale()));
     });
 }
+
+/// `forward_rows` with plain scores (no bias, positive scale) runs its rows software-pipelined
+/// (the next row's maximum taken before this row's finish). Rows of every kind are mixed so that
+/// the look-ahead meets each: special rows (NaN early and late, all `-inf`, `+inf`, huge values,
+/// zeros) before and after ordinary ones, and bands under which rows go from banded (general
+/// path) to whole and, for a window, back to banded. The result must be bit-identical to the
+/// single-row API and to the in-place call (which never takes the plain path).
+fn pipelined_rows<K: RowKernel>() {
+    let mut r = rng(23);
+    let cols = 70;
+    let mut rows: Vec<Vec<f32>> = (0..24).map(|_| row(&mut r, cols, -6.0, 6.0)).collect();
+    rows[1][0] = f32::NAN;
+    rows[2][cols - 1] = f32::NAN;
+    rows[5] = vec![f32::NEG_INFINITY; cols];
+    rows[6][3] = f32::INFINITY;
+    rows[9] = vec![0.0; cols];
+    rows[10][17] = 3.0e38;
+    rows[13][cols - 1] = f32::NAN;
+    rows[14][40] = f32::NEG_INFINITY;
+    rows[23][0] = f32::NAN;
+    let x: Vec<f32> = rows.concat();
+    let n_rows = rows.len();
+    let key = DropoutKey::new(99, u64::MAX - 5);
+    // Rows 9-14 of the window are whole, those before and after it banded.
+    for band in [None, Some((60, usize::MAX)), Some((60, 74))] {
+        let mask_at = |i: usize| band.map_or(Mask::none(), |(q, b)| Mask::band(q + i, b, 0));
+        let mask = mask_at(0);
+        for op in [
+            SoftmaxDropout::eval(0.125).unwrap(),
+            SoftmaxDropout::train(0.125, Dropout::new(0.1).unwrap(), key).unwrap(),
+        ] {
+            let op = op.with_mask(mask).with_kernel::<K>();
+            let mut whole = vec![f32::NAN; x.len()];
+            let mut st = vec![RowStats::EMPTY; n_rows];
+            op.forward_rows(7, cols, &x, &mut whole, Some(&mut st))
+                .unwrap();
+            let mut in_place = x.clone();
+            op.forward_rows_in_place(7, cols, &mut in_place, None)
+                .unwrap();
+            assert_eq!(bits(&in_place), bits(&whole), "{}: in place", K::NAME);
+            for i in 0..n_rows {
+                let mut y = vec![f32::NAN; cols];
+                let one = op.with_mask(mask_at(i));
+                let st_one = one
+                    .forward(7 + i as u64, &x[i * cols..(i + 1) * cols], &mut y)
+                    .unwrap();
+                let got = &whole[i * cols..(i + 1) * cols];
+                assert_eq!(bits(&y), bits(got), "{}: row {i}", K::NAME);
+                assert_eq!(format!("{st_one:?}"), format!("{:?}", st[i]));
+            }
+            // The special rows came out as special rows, not as silently ordinary ones.
+            assert!(whole[cols + 14..cols + 60].iter().all(|v| v.is_nan()));
+            assert!(whole[5 * cols..6 * cols].iter().all(|&v| v == 0.0));
+        }
+    }
+}
+
+#[test]
+fn pipelined_plain_rows_match_row_by_row() {
+    for_each_kernel!(K => { pipelined_rows::<K>(); });
+}

@@ -148,14 +148,20 @@ pub(crate) mod sealed {
         /// finite and no `seg[j]` exceeds it.
         /// Also zeroes `zeros`, with stores interleaved with the exponentials.
         fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32;
-        /// Passes 1 and 2 for plain scores, `z_j = s * x_j` with `s > 0`, no bias and no column
-        /// mask, without storing the scores: pass 1 only reads `x`, as `max_j fl(s x_j) =
-        /// fl(s max_j x_j)` (rounding is monotone), and pass 2 recomputes `z_j` from `x`, so
-        /// `seg[j] = exp(z_j - m)` exactly as the two passes give it. Returns `(m, S)`, or `None`
-        /// for a special row (a NaN score, or `m` not finite), leaving `seg` unspecified for the
-        /// general path. A variant without it (the default, `None` always) takes that path.
-        fn plain_exp_sum(x: &[f32], s: f32, seg: &mut [f32]) -> Option<(f32, f32)> {
-            let _ = (x, s, seg);
+        /// Pass 1 for plain scores, `z_j = s * x_j` with `s > 0`, no bias and no column mask,
+        /// without storing them: `fl(s max_j x_j)`, which is `max_j fl(s x_j)` (rounding is
+        /// monotone), as `+0` if zero; unspecified if an `x_j` is NaN. A variant without a
+        /// plain path returns NaN (the default), sending the row to the general one.
+        fn plain_max(x: &[f32], s: f32) -> f32 {
+            let _ = (x, s);
+            f32::NAN
+        }
+        /// Pass 2 for plain scores given `m` (finite, from [`plain_max`](Self::plain_max)):
+        /// recomputes `z_j` from `x`, so `seg[j] = exp(z_j - m)` exactly as the two passes of
+        /// the general path give it. Returns the sum, or `None` for a NaN score (`seg` then
+        /// unspecified, for the general path to rewrite).
+        fn plain_exp_sum(x: &[f32], s: f32, m: f32, seg: &mut [f32]) -> Option<f32> {
+            let _ = (x, s, m, seg);
             None
         }
         /// Pass 3: `dst[j] *= factor` for `j` in `lo..hi`, or 0 where `plan` drops column `j`.
@@ -257,14 +263,13 @@ pub(crate) fn forward_row<K: sealed::Passes>(
     // the row's own. Measured (benches/ab, rows of 1024): full rows eval 9-15 % and train 5-10 %
     // faster than with pass 1 storing `z`; causal rows through this path: training 5-10 %
     // slower, evaluation within 3 % either way; zeroing their tail after it instead, slower still.
-    let plain = sc.scale > 0.0
-        && sc.bias.is_none()
-        && matches!(sc.columns, Columns::All)
-        && hi == dst.len();
-    if plain
+    if plain_scores(sc)
+        && hi == dst.len()
         && let Some(x) = src.and_then(|s| s.get(lo..hi))
         && let Some(seg) = dst.get_mut(lo..hi)
-        && let Some((m, sum)) = K::plain_exp_sum(x, sc.scale, seg)
+        && let m = K::plain_max(x, sc.scale)
+        && m.is_finite()
+        && let Some(sum) = K::plain_exp_sum(x, sc.scale, m, seg)
     {
         return finish_row::<K>(finish, dst, (lo, hi), row, m, sum);
     }
@@ -304,6 +309,55 @@ pub(crate) fn forward_row<K: sealed::Passes>(
     // cost nothing, rather than in a burst before it.
     let sum = K::exp_sum(seg, m, tail);
     finish_row::<K>(finish, dst, (lo, hi), row, m, sum)
+}
+
+/// Whether scores are plain, `z_j = s * x_j` with `s > 0`: see `Passes::plain_max`.
+fn plain_scores(sc: &Scores<'_>) -> bool {
+    sc.scale > 0.0 && sc.bias.is_none() && matches!(sc.columns, Columns::All)
+}
+
+/// The rows `x.chunks(cols)` into `y.chunks_mut(cols)`, row `i` with band `span(i)` and id
+/// `first_row + i` (wrapping), each exactly as [`forward_row`] computes it; `record` gets their
+/// statistics in order. `x` and `y` hold the same whole number of rows.
+///
+/// Rows of plain scores spanning the whole row are software-pipelined: the next row's maximum
+/// (pass 1) is taken between this row's exponentials (pass 2) and its finish (pass 3), whose
+/// multiplies wait for the sum's reduction and the division; the maximum's own reduction then
+/// hides behind that finish. Without it each row pays both latencies with little to overlap.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_matrix<K: sealed::Passes>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    span: impl Fn(usize) -> (usize, usize),
+    first_row: u64,
+    cols: usize,
+    x: &[f32],
+    y: &mut [f32],
+    mut record: impl FnMut(RowStats),
+) {
+    let c = cols.max(1);
+    let plain = plain_scores(sc) && cols > 0;
+    let whole = |i: usize| plain && span(i) == (0, cols);
+    // The maximum of row `i`'s plain scores when pass 1 has already run.
+    let mut ahead: Option<f32> = None;
+    for (i, (xr, yr)) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)).enumerate() {
+        let row = first_row.wrapping_add(i as u64);
+        let m = ahead.take();
+        if let Some(m) = m.or_else(|| whole(i).then(|| K::plain_max(xr, sc.scale)))
+            && m.is_finite()
+            && let Some(sum) = K::plain_exp_sum(xr, sc.scale, m, yr)
+        {
+            let next = (i + 1) * c;
+            if whole(i + 1)
+                && let Some(xn) = x.get(next..next + c)
+            {
+                ahead = Some(K::plain_max(xn, sc.scale));
+            }
+            record(finish_row::<K>(finish, yr, (0, cols), row, m, sum));
+        } else {
+            record(forward_row::<K>(sc, finish, span(i), row, Some(xr), yr));
+        }
+    }
 }
 
 /// Pass 3 of an ordinary row, whose `dst[lo..hi]` holds `exp(z_j - m)` summing to `sum`.

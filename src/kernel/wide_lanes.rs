@@ -217,7 +217,7 @@ fn last_lanes<const N: usize, V: F32s<N>>(r: usize) -> V {
     V::from_bits(iota.gt_mask_i32(V::U::splat((N - r - 1) as u32)))
 }
 
-/// Pass 1 of plain scores (see `Passes::plain_exp_sum`): the maximum of `x`, read only, with
+/// Pass 1 of plain scores (see `Passes::plain_max`): the maximum of `x`, read only, with
 /// four accumulators (a `max` costs a cycle's issue but several of latency); unspecified if an
 /// `x_j` is NaN. The row ends with an overlapping quad of chunks rather than a loop over the
 /// 0-3 left over: rows of varying length would mispredict its exit.
@@ -363,16 +363,16 @@ fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
 fn plain_exp_sum<const N: usize, V: F32s<N>>(
     x: &[f32],
     s: f32,
+    m: f32,
     seg: &mut [f32],
-) -> Option<(f32, f32)> {
-    let m = max_loop::<N, V>(x) * s + 0.0;
-    // (`seg` always matches `x` from `forward_row`; checked because pass 2 would otherwise read
+) -> Option<f32> {
+    // (`seg` always matches `x` from the callers; checked because pass 2 would otherwise read
     // `seg`'s stale values for the chunks `x` lacks.)
-    if !m.is_finite() || seg.len() != x.len() {
+    if seg.len() != x.len() {
         return None;
     }
     let sum = exp_sum::<N, V, true>(x, s, seg, m, &mut []);
-    (!sum.is_nan()).then_some((m, sum))
+    (!sum.is_nan()).then_some(sum)
 }
 
 /// Columns whose keep bits are generated together: 16 groups of 256.
@@ -815,8 +815,11 @@ macro_rules! wide_passes {
             fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32 {
                 exp_sum::<$n, $v, false>(&[], 0.0, seg, m, zeros)
             }
-            fn plain_exp_sum(x: &[f32], s: f32, seg: &mut [f32]) -> Option<(f32, f32)> {
-                plain_exp_sum::<$n, $v>(x, s, seg)
+            fn plain_max(x: &[f32], s: f32) -> f32 {
+                max_loop::<$n, $v>(x) * s + 0.0
+            }
+            fn plain_exp_sum(x: &[f32], s: f32, m: f32, seg: &mut [f32]) -> Option<f32> {
+                plain_exp_sum::<$n, $v>(x, s, m, seg)
             }
             fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
                 finish::<$n, $v>(dst, lo, hi, factor, plan)
