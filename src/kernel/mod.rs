@@ -249,6 +249,58 @@ pub(crate) fn forward_row<K: sealed::Passes>(
     src: Option<&[f32]>,
     dst: &mut [f32],
 ) -> RowStats {
+    forward_row_with::<K>(sc, finish, span, row, src, dst, None, || ())
+}
+
+/// What pass 1 of a row with a non-empty band leaves for the rest of it.
+#[derive(Clone, Copy)]
+enum Pass1 {
+    /// Plain scores, not stored: their maximum, finite.
+    Plain(f32),
+    /// Scores stored in the band: their maximum (`+0` for zeros) and whether one is NaN.
+    Stored(f32, bool),
+}
+
+/// Pass 1 of a row whose band `lo < hi` is not empty.
+///
+/// Plain scores skip storing `z`, but only in rows without a masked tail: there the tail's zero
+/// stores already crowd pass 2 with write misses, and pass 1's stores take the row's own.
+/// Measured (benches/ab, rows of 1024): full rows eval 9-15 % and train 5-10 % faster than with
+/// pass 1 storing `z`; causal rows through this path: training 5-10 % slower, evaluation within
+/// 3 % either way; zeroing their tail after it instead, slower still.
+fn pass1<K: sealed::Passes>(
+    sc: &Scores<'_>,
+    (lo, hi): (usize, usize),
+    src: Option<&[f32]>,
+    dst: &mut [f32],
+) -> Pass1 {
+    if plain_scores(sc)
+        && hi == dst.len()
+        && let Some(x) = src.and_then(|s| s.get(lo..hi))
+    {
+        let m = K::plain_max(x, sc.scale);
+        if m.is_finite() {
+            return Pass1::Plain(m);
+        }
+    }
+    let (m, has_nan) = K::scores(sc, src, dst, lo, hi);
+    // Which zero a maximum of zeros is depends on the variant's max; make it +0 everywhere.
+    Pass1::Stored(m + 0.0, has_nan)
+}
+
+/// [`forward_row`], given pass 1's result when it has already run, calling `between` after
+/// pass 2 of an ordinary row, before pass 3 (see [`forward_matrix`]).
+#[allow(clippy::too_many_arguments)]
+fn forward_row_with<K: sealed::Passes>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    span: (usize, usize),
+    row: u64,
+    src: Option<&[f32]>,
+    dst: &mut [f32],
+    ahead: Option<Pass1>,
+    between: impl FnOnce(),
+) -> RowStats {
     let (lo, hi) = span;
     let (head, rest) = dst.split_at_mut(lo.min(dst.len()));
     if !head.is_empty() {
@@ -258,24 +310,21 @@ pub(crate) fn forward_row<K: sealed::Passes>(
         K::zero(rest);
         return RowStats::EMPTY;
     }
-    // Plain scores skip storing `z` in pass 1, but only in rows without a masked tail: there
-    // the tail's zero stores already crowd pass 2 with write misses, and pass 1's stores take
-    // the row's own. Measured (benches/ab, rows of 1024): full rows eval 9-15 % and train 5-10 %
-    // faster than with pass 1 storing `z`; causal rows through this path: training 5-10 %
-    // slower, evaluation within 3 % either way; zeroing their tail after it instead, slower still.
-    if plain_scores(sc)
-        && hi == dst.len()
-        && let Some(x) = src.and_then(|s| s.get(lo..hi))
-        && let Some(seg) = dst.get_mut(lo..hi)
-        && let m = K::plain_max(x, sc.scale)
-        && m.is_finite()
-        && let Some(sum) = K::plain_exp_sum(x, sc.scale, m, seg)
-    {
-        return finish_row::<K>(finish, dst, (lo, hi), row, m, sum);
-    }
-    let (m, has_nan) = K::scores(sc, src, dst, lo, hi);
-    // Which zero a maximum of zeros is depends on the variant's max; make it +0 everywhere.
-    let m = m + 0.0;
+    let (m, has_nan) = match ahead.unwrap_or_else(|| pass1::<K>(sc, span, src, dst)) {
+        Pass1::Plain(m) => {
+            if let Some(x) = src.and_then(|s| s.get(lo..hi))
+                && let Some(seg) = dst.get_mut(lo..hi)
+                && let Some(sum) = K::plain_exp_sum(x, sc.scale, m, seg)
+            {
+                between();
+                return finish_row::<K>(finish, dst, span, row, m, sum);
+            }
+            // A NaN score: the general path finds it.
+            let (m, has_nan) = K::scores(sc, src, dst, lo, hi);
+            (m + 0.0, has_nan)
+        }
+        Pass1::Stored(m, has_nan) => (m, has_nan),
+    };
     let (seg, tail) = match dst
         .get_mut(lo..)
         .map(|r| r.split_at_mut((hi - lo).min(r.len())))
@@ -308,7 +357,8 @@ pub(crate) fn forward_row<K: sealed::Passes>(
     // The masked tail is zeroed by stores spread through the exponentials' loop, where they
     // cost nothing, rather than in a burst before it.
     let sum = K::exp_sum(seg, m, tail);
-    finish_row::<K>(finish, dst, (lo, hi), row, m, sum)
+    between();
+    finish_row::<K>(finish, dst, span, row, m, sum)
 }
 
 /// Whether scores are plain, `z_j = s * x_j` with `s > 0`: see `Passes::plain_max`.
@@ -320,10 +370,10 @@ fn plain_scores(sc: &Scores<'_>) -> bool {
 /// `first_row + i` (wrapping), each exactly as [`forward_row`] computes it; `record` gets their
 /// statistics in order. `x` and `y` hold the same whole number of rows.
 ///
-/// Rows of plain scores spanning the whole row are software-pipelined: the next row's maximum
-/// (pass 1) is taken between this row's exponentials (pass 2) and its finish (pass 3), whose
-/// multiplies wait for the sum's reduction and the division; the maximum's own reduction then
-/// hides behind that finish. Without it each row pays both latencies with little to overlap.
+/// Software-pipelined: pass 1 of the next row runs between this row's exponentials (pass 2) and
+/// its finish (pass 3), whose multiplies wait for the sum's reduction and the division; the
+/// maximum's own reduction then hides behind that finish. Row by row, each row pays both
+/// latencies with little to overlap them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_matrix<K: sealed::Passes>(
     sc: &Scores<'_>,
@@ -336,27 +386,51 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
     mut record: impl FnMut(RowStats),
 ) {
     let c = cols.max(1);
-    let plain = plain_scores(sc) && cols > 0;
-    let whole = |i: usize| plain && span(i) == (0, cols);
-    // The maximum of row `i`'s plain scores when pass 1 has already run.
-    let mut ahead: Option<f32> = None;
-    for (i, (xr, yr)) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)).enumerate() {
+    let (mut xs, mut ys) = (x, y);
+    let mut ahead = None;
+    let mut i = 0;
+    while let (Some((xr, x_next)), Some((yr, y_next))) =
+        (xs.split_at_checked(c), ys.split_at_mut_checked(c))
+    {
+        let next = span(i + 1);
+        let mut next_ahead = None;
+        let mut look_ahead = || {
+            if next.0 < next.1
+                && let (Some(xn), Some(yn)) = (x_next.get(..c), y_next.get_mut(..c))
+            {
+                next_ahead = Some(pass1::<K>(sc, next, Some(xn), yn));
+            }
+        };
         let row = first_row.wrapping_add(i as u64);
-        let m = ahead.take();
-        if let Some(m) = m.or_else(|| whole(i).then(|| K::plain_max(xr, sc.scale)))
-            && m.is_finite()
+        // Whole rows of plain scores inline, the rest through the general orchestration
+        // (measured: rows of 64 columns 6 % slower when these went through it too).
+        let here = span(i);
+        let whole = here == (0, cols) && cols > 0;
+        let plain = match ahead {
+            Some(Pass1::Plain(m)) if whole => Some(m),
+            None if whole && plain_scores(sc) => {
+                Some(K::plain_max(xr, sc.scale)).filter(|m| m.is_finite())
+            }
+            _ => None,
+        };
+        if let Some(m) = plain
             && let Some(sum) = K::plain_exp_sum(xr, sc.scale, m, yr)
         {
-            let next = (i + 1) * c;
-            if whole(i + 1)
-                && let Some(xn) = x.get(next..next + c)
-            {
-                ahead = Some(K::plain_max(xn, sc.scale));
-            }
-            record(finish_row::<K>(finish, yr, (0, cols), row, m, sum));
+            look_ahead();
+            record(finish_row::<K>(finish, yr, here, row, m, sum));
         } else {
-            record(forward_row::<K>(sc, finish, span(i), row, Some(xr), yr));
+            record(forward_row_with::<K>(
+                sc,
+                finish,
+                here,
+                row,
+                Some(xr),
+                yr,
+                ahead,
+                look_ahead,
+            ));
         }
+        (xs, ys, ahead, i) = (x_next, y_next, next_ahead, i + 1);
     }
 }
 
