@@ -241,7 +241,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             |i| self.mask.span(i, cols),
             first_row,
             cols,
-            x,
+            Some(x),
             y,
             |st| {
                 if let Some(slot) = stats.as_mut().and_then(Iterator::next) {
@@ -263,21 +263,22 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         xy: &mut [f32],
         stats: Option<&mut [RowStats]>,
     ) -> Result<(), Error> {
-        let rows = self.validate_rows(cols, xy.len(), stats.as_deref())?;
+        self.validate_rows(cols, xy.len(), stats.as_deref())?;
         let mut stats = stats.map(|s| s.iter_mut());
-        for (i, r) in xy.chunks_exact_mut(cols.max(1)).take(rows).enumerate() {
-            let st = forward_row::<K>(
-                &self.scores(),
-                self.finish(),
-                self.mask.span(i, cols),
-                first_row.wrapping_add(i as u64),
-                None,
-                r,
-            );
-            if let Some(slot) = stats.as_mut().and_then(Iterator::next) {
-                *slot = st;
-            }
-        }
+        forward_matrix::<K>(
+            &self.scores(),
+            self.finish(),
+            |i| self.mask.span(i, cols),
+            first_row,
+            cols,
+            None,
+            xy,
+            |st| {
+                if let Some(slot) = stats.as_mut().and_then(Iterator::next) {
+                    *slot = st;
+                }
+            },
+        );
         Ok(())
     }
 

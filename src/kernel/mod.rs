@@ -366,9 +366,9 @@ fn plain_scores(sc: &Scores<'_>) -> bool {
     sc.scale > 0.0 && sc.bias.is_none() && matches!(sc.columns, Columns::All)
 }
 
-/// The rows `x.chunks(cols)` into `y.chunks_mut(cols)`, row `i` with band `span(i)` and id
-/// `first_row + i` (wrapping), each exactly as [`forward_row`] computes it; `record` gets their
-/// statistics in order. `x` and `y` hold the same whole number of rows.
+/// The rows `x.chunks(cols)` into `y.chunks_mut(cols)` (in place without `x`), row `i` with
+/// band `span(i)` and id `first_row + i` (wrapping), each exactly as [`forward_row`] computes
+/// it; `record` gets their statistics in order. `x` and `y` hold the same whole number of rows.
 ///
 /// Software-pipelined: pass 1 of the next row runs between this row's exponentials (pass 2) and
 /// its finish (pass 3), whose multiplies wait for the sum's reduction and the division; the
@@ -381,7 +381,7 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
     span: impl Fn(usize) -> (usize, usize),
     first_row: u64,
     cols: usize,
-    x: &[f32],
+    x: Option<&[f32]>,
     y: &mut [f32],
     mut record: impl FnMut(RowStats),
 ) {
@@ -389,16 +389,22 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
     let (mut xs, mut ys) = (x, y);
     let mut ahead = None;
     let mut i = 0;
-    while let (Some((xr, x_next)), Some((yr, y_next))) =
-        (xs.split_at_checked(c), ys.split_at_mut_checked(c))
-    {
+    while let Some((yr, y_next)) = ys.split_at_mut_checked(c) {
+        // In place (`x` is `None`), each row is its own input.
+        let (xr, x_next) = match xs.map(|x| x.split_at_checked(c)) {
+            Some(Some((xr, rest))) => (Some(xr), Some(rest)),
+            Some(None) => return,
+            None => (None, None),
+        };
         let next = span(i + 1);
         let mut next_ahead = None;
         let mut look_ahead = || {
+            let xn = x_next.map(|x| x.get(..c));
             if next.0 < next.1
-                && let (Some(xn), Some(yn)) = (x_next.get(..c), y_next.get_mut(..c))
+                && xn != Some(None)
+                && let Some(yn) = y_next.get_mut(..c)
             {
-                next_ahead = Some(pass1::<K>(sc, next, Some(xn), yn));
+                next_ahead = Some(pass1::<K>(sc, next, xn.flatten(), yn));
             }
         };
         let row = first_row.wrapping_add(i as u64);
@@ -408,26 +414,19 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
         let whole = here == (0, cols) && cols > 0;
         let plain = match ahead {
             Some(Pass1::Plain(m)) if whole => Some(m),
-            None if whole && plain_scores(sc) => {
-                Some(K::plain_max(xr, sc.scale)).filter(|m| m.is_finite())
-            }
+            None if whole && plain_scores(sc) => xr
+                .map(|x| K::plain_max(x, sc.scale))
+                .filter(|m| m.is_finite()),
             _ => None,
         };
-        if let Some(m) = plain
+        if let (Some(m), Some(xr)) = (plain, xr)
             && let Some(sum) = K::plain_exp_sum(xr, sc.scale, m, yr)
         {
             look_ahead();
             record(finish_row::<K>(finish, yr, here, row, m, sum));
         } else {
             record(forward_row_with::<K>(
-                sc,
-                finish,
-                here,
-                row,
-                Some(xr),
-                yr,
-                ahead,
-                look_ahead,
+                sc, finish, here, row, xr, yr, ahead, look_ahead,
             ));
         }
         (xs, ys, ahead, i) = (x_next, y_next, next_ahead, i + 1);
