@@ -140,6 +140,7 @@ impl<'a> Mask<'a> {
 
     /// The structural band `[lo, hi)` of row `i` of a call (query position `query_pos + i`) for
     /// rows of length `n`; `lo <= hi <= n`.
+    #[inline]
     pub(crate) fn span(&self, i: usize, n: usize) -> (usize, usize) {
         let q = self.query_pos.saturating_add(i);
         let lo = if self.before == usize::MAX {

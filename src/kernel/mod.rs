@@ -389,6 +389,7 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
     let (mut xs, mut ys) = (x, y);
     let mut ahead = None;
     let mut i = 0;
+    let mut here = span(0);
     while let Some((yr, y_next)) = ys.split_at_mut_checked(c) {
         // In place (`x` is `None`), each row is its own input.
         let (xr, x_next) = match xs.map(|x| x.split_at_checked(c)) {
@@ -410,7 +411,6 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
         let row = first_row.wrapping_add(i as u64);
         // Whole rows of plain scores inline, the rest through the general orchestration
         // (measured: rows of 64 columns 6 % slower when these went through it too).
-        let here = span(i);
         let whole = here == (0, cols) && cols > 0;
         let plain = match ahead {
             Some(Pass1::Plain(m)) if whole => Some(m),
@@ -429,7 +429,7 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
                 sc, finish, here, row, xr, yr, ahead, look_ahead,
             ));
         }
-        (xs, ys, ahead, i) = (x_next, y_next, next_ahead, i + 1);
+        (xs, ys, ahead, here, i) = (x_next, y_next, next_ahead, next, i + 1);
     }
 }
 
