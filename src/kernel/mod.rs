@@ -13,6 +13,10 @@
 //! skip storing `z`: pass 1 only reads `x` for its maximum (`max_j fl(s x_j) = fl(s max_j x_j)`,
 //! rounding being monotone) and pass 2 recomputes `z_j` from `x`, with the same results.
 //!
+//! A matrix of rows is software-pipelined ([`forward_matrix`]): pass 1 of the next row runs
+//! between passes 2 and 3 of the current one, so that the reductions between passes overlap
+//! other work; each row's result is still exactly [`forward_row`]'s.
+//!
 //! Columns outside the band are zero-filled and never otherwise touched. Rows whose maximum is
 //! NaN, `-inf` or `+inf` are finished by one shared routine, so their results are identical on
 //! every path. Each variant implements only the passes: [`Scalar`] is the reference
