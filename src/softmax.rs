@@ -213,9 +213,8 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     /// The result is bit-identical to calling [`forward`](Self::forward) row by row with the
     /// corresponding masks, and to any split of the matrix into row ranges with matching
     /// `first_row` and query positions. It is faster than that loop: the rows are
-    /// software-pipelined (the next row's first pass, its maximum, runs while this row's sum is
-    /// reduced): evaluation rows of 64 columns took 12 % less time, of 1024 columns 6 % less,
-    /// than with the row-by-row loop before it (benches/ab, 2026-11-28).
+    /// software-pipelined, the next row's first pass overlapping this row's reductions (see the
+    /// README's performance section for measurements).
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] if `x.len()` is not a multiple of `cols` (or `cols` is 0 with a

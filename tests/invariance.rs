@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use dropmax::{Dropout, DropoutKey, Mask, RowKernel, RowStats, SoftmaxDropout};
+use rand_core::Rng;
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|f| f.to_bits()).collect()
@@ -182,4 +183,100 @@ fn pipelined_rows<K: RowKernel>() {
 #[test]
 fn pipelined_plain_rows_match_row_by_row() {
     for_each_kernel!(K => { pipelined_rows::<K>(); });
+}
+
+/// A randomized differential of the matrix calls against the single-row calls, for the paths
+/// the pipelined loop chooses between (plain or stored pass 1 ahead, special and empty rows,
+/// rows under a chunk and multiples of one): 3000 matrices of 1-12 rows and 1-140 columns with
+/// random special rows, seven masks (an empty window among them), bias or none, scales of both
+/// signs and 1e30, p in {0, 0.1, 0.5, 1}, wrapping row ids. Out of place, in place and the
+/// single-row API must agree bit for bit, statistics included. (Written from a review's scratch
+/// test, 2026-11-28.)
+fn matrix_calls_match_single_rows<K: RowKernel>() {
+    let mut r = rng(777);
+    let mut pick = |n: usize| (r.next_u32() as usize) % n;
+    let mut data = rng(778);
+    for iter in 0..3000usize {
+        let cols = match iter % 5 {
+            0 => 1 + pick(5),
+            1 => 1 + pick(20),
+            2 => 15 + pick(56),
+            3 => 16 * (1 + pick(5)),
+            _ => 60 + pick(81),
+        };
+        let rows = 1 + pick(12);
+        let mut x = row(&mut data, rows * cols, -8.0, 8.0);
+        for xr in x.chunks_exact_mut(cols) {
+            let j = pick(cols);
+            match pick(12) {
+                0 => xr[j] = f32::NAN,
+                1 => xr.fill(f32::NEG_INFINITY),
+                2 => xr[j] = f32::INFINITY,
+                3 => xr.fill(0.0),
+                4 => xr[j] = f32::NEG_INFINITY,
+                5 => xr[j] = 3.0e38,
+                6 => xr.fill(-0.0),
+                _ => {}
+            }
+        }
+        let bias = row(&mut data, cols, -1.0, 1.0);
+        let visible: Vec<bool> = (0..cols).map(|_| pick(4) != 0).collect();
+        let (q, kind) = (pick(cols + 3), pick(7));
+        let mask_at = |i: usize| match kind {
+            0 => Mask::none(),
+            1 => Mask::causal(q + i),
+            2 => Mask::sliding_window(q + i, 1 + iter % 9),
+            3 => Mask::band(q + i, 3, 2),
+            4 => Mask::causal(q + i).with_key_len(cols / 2),
+            5 => Mask::sliding_window(q + i, 0),
+            _ => Mask::none().with_columns(&visible),
+        };
+        let key = DropoutKey::new(iter as u64, u64::MAX - 2);
+        let first_row = if iter % 3 == 0 {
+            u64::MAX - 3
+        } else {
+            iter as u64
+        };
+        let scale = [0.125, -0.5, 1.0e30, 1.0][iter % 4];
+        let p = [0.0, 0.1, 1.0, 0.5][(iter / 4) % 4];
+        for op in [
+            SoftmaxDropout::eval(scale).unwrap(),
+            SoftmaxDropout::train(scale, Dropout::new(p).unwrap(), key).unwrap(),
+        ] {
+            let mut op = op.with_mask(mask_at(0)).with_kernel::<K>();
+            if iter % 7 == 0 {
+                op = op.with_bias(&bias);
+            }
+            let mut whole = vec![f32::NAN; x.len()];
+            let mut st = vec![RowStats::EMPTY; rows];
+            op.forward_rows(first_row, cols, &x, &mut whole, Some(&mut st))
+                .unwrap();
+            let mut in_place = x.clone();
+            let mut st_in_place = vec![RowStats::EMPTY; rows];
+            op.forward_rows_in_place(first_row, cols, &mut in_place, Some(&mut st_in_place))
+                .unwrap();
+            for i in 0..rows {
+                let one = op.with_mask(mask_at(i));
+                let id = first_row.wrapping_add(i as u64);
+                let cells = i * cols..(i + 1) * cols;
+                let mut y = vec![f32::NAN; cols];
+                let s = one.forward(id, &x[cells.clone()], &mut y).unwrap();
+                let ctx = format!("{} iter {iter} mask {kind} row {i}", K::NAME);
+                assert_eq!(bits(&y), bits(&whole[cells.clone()]), "{ctx}: out of place");
+                assert_eq!(bits(&y), bits(&in_place[cells]), "{ctx}: in place");
+                for got in [st[i], st_in_place[i]] {
+                    assert_eq!(
+                        (s.max.to_bits(), s.sum.to_bits()),
+                        (got.max.to_bits(), got.sum.to_bits()),
+                        "{ctx}: stats"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn random_matrix_calls_match_single_rows() {
+    for_each_kernel!(K => { matrix_calls_match_single_rows::<K>(); });
 }

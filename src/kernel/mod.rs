@@ -13,9 +13,10 @@
 //! skip storing `z`: pass 1 only reads `x` for its maximum (`max_j fl(s x_j) = fl(s max_j x_j)`,
 //! rounding being monotone) and pass 2 recomputes `z_j` from `x`, with the same results.
 //!
-//! A matrix of rows is software-pipelined ([`forward_matrix`]): pass 1 of the next row runs
-//! between passes 2 and 3 of the current one, so that the reductions between passes overlap
-//! other work; each row's result is still exactly [`forward_row`]'s.
+//! A matrix of rows is software-pipelined ([`forward_matrix`]): after pass 2 of an ordinary row,
+//! pass 1 of the next row (when its band is not empty) runs before pass 3, so that the
+//! reductions between passes overlap other work; after a special or empty row the next row runs
+//! its own pass 1. Each row's result is exactly [`forward_row`]'s.
 //!
 //! Columns outside the band are zero-filled and never otherwise touched. Rows whose maximum is
 //! NaN, `-inf` or `+inf` are finished by one shared routine, so their results are identical on
@@ -269,9 +270,10 @@ enum Pass1 {
 ///
 /// Plain scores skip storing `z`, but only in rows without a masked tail: there the tail's zero
 /// stores already crowd pass 2 with write misses, and pass 1's stores take the row's own.
-/// Measured (benches/ab, rows of 1024): full rows eval 9-15 % and train 5-10 % faster than with
-/// pass 1 storing `z`; causal rows through this path: training 5-10 % slower, evaluation within
-/// 3 % either way; zeroing their tail after it instead, slower still.
+/// Measured (benches/ab, rows of 1024, before rows were pipelined and before the tail's memset
+/// went): full rows eval 9-15 % and train 5-10 % faster than with pass 1 storing `z`; causal
+/// rows through this path: training 5-10 % slower, evaluation within 3 % either way; zeroing
+/// their tail after it instead, slower still. Not re-measured since.
 fn pass1<K: sealed::Passes>(
     sc: &Scores<'_>,
     (lo, hi): (usize, usize),
@@ -293,7 +295,8 @@ fn pass1<K: sealed::Passes>(
 }
 
 /// [`forward_row`], given pass 1's result when it has already run, calling `between` after
-/// pass 2 of an ordinary row, before pass 3 (see [`forward_matrix`]).
+/// pass 2 of an ordinary row, before pass 3 (see [`forward_matrix`]); `between` is not called
+/// for an empty band or a special row (NaN, `-inf` or `+inf` maximum).
 #[allow(clippy::too_many_arguments)]
 fn forward_row_with<K: sealed::Passes>(
     sc: &Scores<'_>,
@@ -396,9 +399,10 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
     let mut here = span(0);
     while let Some((yr, y_next)) = ys.split_at_mut_checked(c) {
         // In place (`x` is `None`), each row is its own input.
+        // (`x`, when given, holds as many rows as `y`.)
         let (xr, x_next) = match xs.map(|x| x.split_at_checked(c)) {
             Some(Some((xr, rest))) => (Some(xr), Some(rest)),
-            Some(None) => return,
+            Some(None) => return debug_assert!(false, "x shorter than y"),
             None => (None, None),
         };
         let next = span(i + 1);
@@ -413,9 +417,11 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
             }
         };
         let row = first_row.wrapping_add(i as u64);
-        // Whole rows of plain scores inline, the rest through the general orchestration
-        // (measured: rows of 64 columns 6 % slower when these went through it too).
-        let whole = here == (0, cols) && cols > 0;
+        // Whole rows of plain scores inline, the rest through the general orchestration.
+        // Measured (benches/ab, 2026-11-28): evaluation rows of 64 columns 6 % slower when
+        // every row went through it, and 2-5 % slower with pass 1 taken here once for both
+        // paths (`ahead.or_else(pass1)`; which would spare a NaN row its second `plain_max`).
+        let whole = here == (0, cols);
         let plain = match ahead {
             Some(Pass1::Plain(m)) if whole => Some(m),
             None if whole && plain_scores(sc) => xr
