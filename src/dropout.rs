@@ -7,21 +7,26 @@
 //! ```text
 //! k        = [seed as u32, (seed >> 32) as u32]          Philox key
 //! R        = offset + r  (wrapping, 64 bits)             global row id
-//! g        = j / 256,  word = (j / 64) % 4,  lane = (j % 64) / 4,  byte = j % 4
-//! block    = 16 * g + lane
+//! block    = j / 16,   word = (j / 4) % 4,   byte = j % 4
 //! B(r, j)  = (philox4x32_10([block, 0, R as u32, (R >> 32) as u32], k)[word] >> (8 * byte)) & 0xFF
 //! T(r, j)  =  philox4x32_10([j,     1, R as u32, (R >> 32) as u32], k)[0] & 0xFF_FFFF
 //! U(r, j)  = (B(r, j) << 24) | T(r, j)                   a uniform 32-bit integer
 //! keep(r, j)  <=>  U(r, j) >= D,   D = round(p * 2^32)
 //! ```
 //!
-//! Counter word 1 separates the two streams (0: main, 1: tie-break), so they never share a block.
-//! Within a group of 256 columns, 16 Philox blocks give 256 bytes: word `w` of blocks
-//! `16 g .. 16 g + 16`, read as bytes in little-endian memory order, decides columns
-//! `256 g + 64 w .. 256 g + 64 w + 64` in order. So a vector of 4, 8 or 16 blocks compares its raw
-//! bytes against `D >> 24` in one instruction and gets the keep bits of 16, 32 or 64 consecutive
-//! columns, with no shifts or transposes. The tie-break word `T` is needed only when
-//! `B == D >> 24` (probability 1/256 per element) and never when `D` is a multiple of 2^24.
+//! That is, `B(r, j)` is byte `j` of the row's main stream: the 16-byte outputs of the blocks
+//! with counters `[0, 0, R lo, R hi]`, `[1, 0, R lo, R hi]`, ... one after the other, each
+//! block's words `0..4` as little-endian bytes. Counter word 1 separates the two streams (0: main,
+//! 1: tie-break), so they never share a block. So a vector of 4, 8 or 16 `u32` lanes holding 1, 2
+//! or 4 consecutive blocks in that order compares its raw bytes against `D >> 24` in one
+//! instruction and gets the keep bits of 16, 32 or 64 consecutive columns, with no shifts or
+//! transposes, and a row of `n` columns needs only `ceil(n / 16)` main blocks (`ceil(n / 64)`
+//! registers of 16 lanes). The tie-break word `T` is needed only when `B == D >> 24`
+//! (probability 1/256 per element) and never when `D` is a multiple of 2^24.
+//!
+//! (Until 2026-11-28, unreleased, the crate spread a group of 256 columns over one byte plane of 16
+//! blocks, `block = 16 (j / 256) + (j % 64) / 4`, `word = (j / 64) % 4`: a row of 64 columns cost
+//! 16 blocks and used a quarter of their bytes. Masks derived under that layout differ.)
 //!
 //! `keep` is therefore a pure function of `(seed, offset, r, j)` and `p`: it does not depend on
 //! the row's length, on which columns are masked, on how rows are split across calls or threads,
@@ -161,8 +166,8 @@ pub(crate) fn tie_break(key: [u32; 2], row: [u32; 2], col: u32) -> u32 {
 /// The 8-bit main slice `B(r, j)` (see the [module docs](self)).
 #[inline]
 pub(crate) fn main_byte(key: [u32; 2], row: [u32; 2], col: u32) -> u32 {
-    let block = 16 * (col / 256) + (col % 64) / 4;
-    let word = (col / 64) % 4;
+    let block = col / 16;
+    let word = (col / 4) % 4;
     let byte = col % 4;
     let out = philox4x32_10(main_counter(block, row), key);
     let w = match word {

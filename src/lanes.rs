@@ -65,9 +65,16 @@ pub(crate) trait U32s<const N: usize>:
     fn bytes_gt(self, gt: u8) -> u64;
     /// As [`Self::bytes_gt`], for `byte_i == eq`.
     fn bytes_eq(self, eq: u8) -> u64;
-    /// Philox4x32-10 over two independent batches of `N` blocks (see
-    /// [`philox_lanes_x2`](crate::philox::philox_lanes_x2)).
-    fn philox_x2(a: [Self; 4], b: [Self; 4], key: [u32; 2]) -> ([Self; 4], [Self; 4]);
+    fn to_array(self) -> [u32; N];
+    /// See [`blocks_in_order`](crate::philox::blocks_in_order).
+    fn blocks_in_order(first: u32, c: [u32; 3], key: [u32; 2], regs: usize) -> [Self; 4];
+    /// See [`blocks_in_order_x2`](crate::philox::blocks_in_order_x2).
+    fn blocks_in_order_x2(
+        first: u32,
+        c: [u32; 3],
+        key: [u32; 2],
+        regs: usize,
+    ) -> ([Self; 4], [Self; 4]);
     /// Philox4x32-10 over one batch of `N` blocks (see
     /// [`philox_lanes`](crate::philox::philox_lanes)).
     fn philox_x1(a: [Self; 4], key: [u32; 2]) -> [Self; 4];
@@ -158,16 +165,52 @@ fn load_kept16(a: &[f32; 16], bits: u32) -> f32x16 {
     return load_kept_portable::<16, f32x16>(a, bits);
 }
 
-/// Two Philox batches of 16 lanes: 64-bit-lane rounds with AVX-512 (see `philox::avx512`).
+/// [`U32s::blocks_in_order`] for 16 lanes: with AVX-512, only the chains of the registers asked
+/// for (a row of 64 columns needs 4 blocks, not 16).
 #[inline(always)]
-fn philox16_x2(a: [u32x16; 4], b: [u32x16; 4], key: [u32; 2]) -> ([u32x16; 4], [u32x16; 4]) {
+fn in_order16(first: u32, c: [u32; 3], key: [u32; 2], regs: usize) -> [u32x16; 4] {
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    return crate::philox::avx512::philox_x2(a, b, key);
+    {
+        use crate::philox::avx512::in_order;
+        let z = u32x16::splat(0);
+        if regs <= 2 {
+            let [[a, b]] = in_order::<1>(first, c, key);
+            [a, b, z, z]
+        } else {
+            let [[a, b], [d, e]] = in_order::<2>(first, c, key);
+            [a, b, d, e]
+        }
+    }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-    return crate::philox::portable_x2::<16, u32x16>(a, b, key);
+    return crate::philox::portable_in_order::<16, u32x16>(first, c, key, regs);
 }
 
-/// One Philox batch of 16 lanes, as [`philox16_x2`].
+/// [`U32s::blocks_in_order_x2`] for 16 lanes: with AVX-512, three or four chains of 8 blocks.
+#[inline(always)]
+fn in_order16_x2(
+    first: u32,
+    c: [u32; 3],
+    key: [u32; 2],
+    regs: usize,
+) -> ([u32x16; 4], [u32x16; 4]) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    {
+        use crate::philox::avx512::in_order;
+        if regs <= 6 {
+            let z = u32x16::splat(0);
+            let [[a0, a1], [a2, a3], [b0, b1]] = in_order::<3>(first, c, key);
+            ([a0, a1, a2, a3], [b0, b1, z, z])
+        } else {
+            let [[a0, a1], [a2, a3], [b0, b1], [b2, b3]] = in_order::<4>(first, c, key);
+            ([a0, a1, a2, a3], [b0, b1, b2, b3])
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    return crate::philox::portable_in_order_x2::<16, u32x16>(first, c, key, regs);
+}
+
+/// One Philox batch of 16 lanes in structure-of-arrays form: 64-bit-lane rounds with AVX-512
+/// (see `philox::avx512`).
 #[inline(always)]
 fn philox16_x1(a: [u32x16; 4], key: [u32; 2]) -> [u32x16; 4] {
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
@@ -221,7 +264,8 @@ macro_rules! impl_lanes {
         $b:ident,
         $max_halves:ident,
         $load_kept:path,
-        $philox_x2:path,
+        $in_order:path,
+        $in_order_x2:path,
         $philox_x1:path,
         $exp_finish:path
     ) => {
@@ -325,8 +369,21 @@ macro_rules! impl_lanes {
                 u64::from(le_bytes!($b, self).simd_eq($b::splat(eq)).to_bitmask())
             }
             #[inline(always)]
-            fn philox_x2(a: [Self; 4], b: [Self; 4], key: [u32; 2]) -> ([Self; 4], [Self; 4]) {
-                $philox_x2(a, b, key)
+            fn to_array(self) -> [u32; $n] {
+                $u::to_array(self)
+            }
+            #[inline(always)]
+            fn blocks_in_order(first: u32, c: [u32; 3], key: [u32; 2], regs: usize) -> [Self; 4] {
+                $in_order(first, c, key, regs)
+            }
+            #[inline(always)]
+            fn blocks_in_order_x2(
+                first: u32,
+                c: [u32; 3],
+                key: [u32; 2],
+                regs: usize,
+            ) -> ([Self; 4], [Self; 4]) {
+                $in_order_x2(first, c, key, regs)
             }
             #[inline(always)]
             fn philox_x1(a: [Self; 4], key: [u32; 2]) -> [Self; 4] {
@@ -344,7 +401,8 @@ impl_lanes!(
     u8x16,
     max4,
     load_kept_portable::<4, Self>,
-    crate::philox::portable_x2::<4, Self>,
+    crate::philox::portable_in_order::<4, Self>,
+    crate::philox::portable_in_order_x2::<4, Self>,
     crate::philox::portable_x1::<4, Self>,
     exp_finish_portable::<4, Self>
 );
@@ -356,7 +414,8 @@ impl_lanes!(
     u8x32,
     max8,
     load_kept_portable::<8, Self>,
-    crate::philox::portable_x2::<8, Self>,
+    crate::philox::portable_in_order::<8, Self>,
+    crate::philox::portable_in_order_x2::<8, Self>,
     crate::philox::portable_x1::<8, Self>,
     exp_finish_portable::<8, Self>
 );
@@ -368,7 +427,8 @@ impl_lanes!(
     u8x64,
     max16,
     load_kept16,
-    philox16_x2,
+    in_order16,
+    in_order16_x2,
     philox16_x1,
     exp_finish16
 );

@@ -100,25 +100,17 @@ fn cases(rows: usize) -> Vec<Case> {
     out
 }
 
-/// The main bytes `B(r, j)` of columns `0..n`, straight from the formula in the crate docs:
-/// block `16 g + lane` of group `g` gives, in word `w`, byte `b`, column `256 g + 64 w + 4 lane + b`.
+/// The main bytes `B(r, j)` of columns `0..n`, straight from the formula in the crate docs: the
+/// row's main stream, blocks `0, 1, 2, ...` one after the other, each block's words as
+/// little-endian bytes.
 fn main_bytes(key: DropoutKey, row: u64, n: usize) -> Vec<u8> {
     let k = [key.seed as u32, (key.seed >> 32) as u32];
     let r = key.offset.wrapping_add(row);
-    let mut bytes = vec![0u8; n];
-    for g in 0..n.div_ceil(256) {
-        for lane in 0..16 {
-            let block = (16 * g + lane) as u32;
-            let out = philox4x32_10([block, 0, r as u32, (r >> 32) as u32], k);
-            for (w, word) in out.into_iter().enumerate() {
-                for (b, v) in word.to_le_bytes().into_iter().enumerate() {
-                    if let Some(s) = bytes.get_mut(256 * g + 64 * w + 4 * lane + b) {
-                        *s = v;
-                    }
-                }
-            }
-        }
-    }
+    let mut bytes: Vec<u8> = (0..n.div_ceil(16) as u32)
+        .flat_map(|block| philox4x32_10([block, 0, r as u32, (r >> 32) as u32], k))
+        .flat_map(u32::to_le_bytes)
+        .collect();
+    bytes.truncate(n);
     bytes
 }
 

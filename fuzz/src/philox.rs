@@ -182,9 +182,8 @@ fn check_mask(c: &Coord) {
     let r = c.offset.wrapping_add(c.row);
     let (r_lo, r_hi) = (r as u32, (r >> 32) as u32);
     let j = c.col;
-    // g = j / 256, word = (j / 64) % 4, lane = (j % 64) / 4, byte = j % 4 (the docs' layout).
-    let (g, word, lane, byte) = (j / 256, (j / 64) % 4, (j % 64) / 4, j % 4);
-    let block = 16 * g + lane;
+    // block = j / 16, word = (j / 4) % 4, byte = j % 4 (the docs' layout).
+    let (block, word, byte) = (j / 16, (j / 4) % 4, j % 4);
     let b = (philox4x32_10([block, 0, r_lo, r_hi], k)[word as usize] >> (8 * byte)) & 0xFF;
     let t = philox4x32_10([j, 1, r_lo, r_hi], k)[0] & 0xFF_FFFF;
     let u = (b << 24) | t;

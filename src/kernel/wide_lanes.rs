@@ -10,7 +10,7 @@ use crate::dropout::{GROUP, main_counter};
 use crate::exp::exp_rr2_p5;
 use crate::lanes::{F32s, U32s};
 use crate::mask::Columns;
-use crate::philox::{philox_lanes, philox_lanes_x2, philox_word0_x8};
+use crate::philox::{blocks_in_order, blocks_in_order_x2, philox_word0_x8};
 use wide::{f32x4, f32x8, f32x16, i32x8, u32x8};
 
 /// How many pairs ahead of its zero store a chunk of the masked tail is fetched for writing.
@@ -392,28 +392,35 @@ fn plain_exp_sum<const N: usize, V: F32s<N>>(
     (!sum.is_nan()).then_some(sum)
 }
 
-/// Columns whose keep bits are generated together: 16 groups of 256.
-const BLOCK: usize = 16 * GROUP;
+/// Slots of 64 columns whose keep bits the forward pass generates together: 1024 columns, 64
+/// main blocks. (4096 measured 3 % slower on causal rows of 385-640 columns, 2026-11-28: the
+/// larger bit array zeroed per row.) The backward pass and the mask export keep 4096 (64
+/// slots), so that the bits of rows up to 4096 columns are generated once for both of the
+/// backward's passes.
+const FORWARD_SLOTS: usize = 16;
+const LONG_SLOTS: usize = 64;
 
-/// Room in the tie queue. The first tie of a word is appended with no room check, so the queue
-/// always keeps room for 8 (the words of a pair of batches): it is settled when it holds 16 or
-/// more after a pair, and when it holds `QUEUE - 8` or more after a word's extra ties (which are
-/// appended with a check, [`BlockMask::queue_rest`]).
+/// Room in the tie queue. The first tie of a register is appended with no room check, so the
+/// queue always keeps room for 8 (the registers of a pair of jobs): it is settled when it holds
+/// 16 or more after a pair, and when it holds `QUEUE - 8` or more after a register's extra ties
+/// (which are appended with a check, [`BlockMask::queue_rest`]).
 const QUEUE: usize = 32;
 
 /// Tie-break blocks generated together: a row of 1024 columns has about 4 ties.
 const TIE_LANES: usize = 8;
 
-/// Keep decisions of up to 4096 consecutive columns, groups `first .. first + 16`, as bits: bit
-/// `i` of `bits[s]` decides column `256 first + 64 s + i` (see the layout in `dropout`).
+/// Keep decisions of up to `64 S` consecutive columns, groups `first .. first + S / 4`, as bits:
+/// bit `i` of `bits[s]` decides column `256 first + 64 s + i` (see the layout in `dropout`).
 ///
 /// Generating a block before applying it keeps the generator's work out of the loop that
-/// applies it (which then costs a shift, a broadcast and a compare per chunk), lets two Philox
-/// chains run in flight, turns each word into 64 decisions with one byte comparison, and
-/// gathers the rare ties (1/256 per element) into full vectors for their tie-break words.
-struct BlockMask<const N: usize> {
+/// applies it (which then costs a shift, a broadcast and a compare per chunk), lets several
+/// Philox chains run in flight, turns each register of main-stream bytes into `4 N` decisions
+/// with one byte comparison, generates only the blocks a short row reaches (4 per 64 columns on
+/// AVX-512), and gathers the rare ties (1/256 per element) into full vectors for their
+/// tie-break words.
+struct BlockMask<const N: usize, const S: usize> {
     first: usize,
-    bits: [u64; 64],
+    bits: [u64; S],
     /// Tied columns, kept in `bits` until settled, as offsets from column `256 first`.
     ties: Ties,
 }
@@ -432,7 +439,10 @@ impl Ties {
     };
 }
 
-impl<const N: usize> BlockMask<N> {
+impl<const N: usize, const S: usize> BlockMask<N, S> {
+    /// Columns per block of bits.
+    const BLOCK: usize = 64 * S;
+
     /// Blocks per group: a constant, so that dividing by it can never panic.
     const BATCHES: usize = 16 / N;
 
@@ -440,7 +450,7 @@ impl<const N: usize> BlockMask<N> {
         // No real group is this far out (groups are below 2^24).
         Self {
             first: usize::MAX / 2,
-            bits: [0; 64],
+            bits: [0; S],
             ties: Ties::EMPTY,
         }
     }
@@ -454,30 +464,27 @@ impl<const N: usize> BlockMask<N> {
     #[inline(never)]
     fn fill<U: U32s<N>, const DEFER: bool>(&mut self, plan: &DropPlan, g: usize, end: usize) {
         self.first = g;
+        let groups = end
+            .div_ceil(GROUP)
+            .saturating_sub(g)
+            .min(Self::BLOCK / GROUP);
+        // Job `job` is main-stream blocks `16 g + N job ..`: columns `256 g + 16 N job ..`, in
+        // four registers of `4 N` columns.
+        let [_, c @ ..] = main_counter(0, plan.row);
+        let first = |job: usize| (16 * g + N * job) as u32;
+        // Slots (64 columns each, from the block's first) that reach into the row: ties past
+        // its end need no tie-break (a row of 64 columns would otherwise settle those of 256).
+        let live = end.saturating_sub(g * GROUP).div_ceil(64);
         // The queue's length is a plain local, never behind a reference that leaves this
         // function, so that it stays in a register.
         let mut cols = [0u32; QUEUE];
         let mut len = 0;
-        let groups = end.div_ceil(GROUP).saturating_sub(g).min(BLOCK / GROUP);
-        let iota = U::from_array(core::array::from_fn(|l| l as u32));
-        let [r0, r1] = plan.row;
-        let counter = |job: usize| {
-            let (gg, k) = (job / Self::BATCHES, job % Self::BATCHES);
-            let first = main_counter((16 * (g + gg) + k * N) as u32, plan.row)[0];
-            [
-                U::splat(first) + iota,
-                U::splat(0),
-                U::splat(r0),
-                U::splat(r1),
-            ]
-        };
-        // Words (64 columns each, from the block's first) that reach into the row: ties past
-        // its end need no tie-break (a row of 64 columns would otherwise settle those of 256).
-        let live = end.saturating_sub(g * GROUP).div_ceil(64);
         let jobs = groups * Self::BATCHES;
         let mut job = 0;
+        // Registers of `4 N` columns from job `job`'s first that reach into the row.
+        let regs = |job: usize| end.saturating_sub(g * GROUP + 16 * N * job).div_ceil(4 * N);
         while job + 1 < jobs {
-            let (a, b) = philox_lanes_x2::<N, U>(counter(job), counter(job + 1), plan.key);
+            let (a, b) = blocks_in_order_x2::<N, U>(first(job), c, plan.key, regs(job));
             len = self.record(plan, &mut cols, len, live, job, a);
             len = self.record(plan, &mut cols, len, live, job + 1, b);
             job += 2;
@@ -488,7 +495,7 @@ impl<const N: usize> BlockMask<N> {
             }
         }
         if job < jobs {
-            let words = philox_lanes::<N, U>(counter(job), plan.key);
+            let words = blocks_in_order::<N, U>(first(job), c, plan.key, regs(job));
             len = self.record(plan, &mut cols, len, live, job, words);
         }
         if !DEFER && len > 0 {
@@ -498,8 +505,9 @@ impl<const N: usize> BlockMask<N> {
         self.ties = Ties { cols, len };
     }
 
-    /// Turns the four words of batch `job` into keep bits (tied columns kept), queueing the ties
-    /// of the first `live` slots after the first `len` of `cols`; returns the new length.
+    /// Turns the four registers of job `job` (its blocks' bytes in order) into keep bits (tied
+    /// columns kept), queueing the ties of the first `live` slots after the first `len` of
+    /// `cols`; returns the new length.
     #[inline(always)]
     fn record<U: U32s<N>>(
         &mut self,
@@ -510,24 +518,28 @@ impl<const N: usize> BlockMask<N> {
         job: usize,
         words: [U; 4],
     ) -> usize {
-        let (gg, k) = (job / Self::BATCHES, job % Self::BATCHES);
-        let shift = 4 * N * k;
         // Kept or tied: `byte >= d_hi`, as `byte > d_hi - 1`, every byte when d_hi = 0.
         let gt = plan.d_hi.wrapping_sub(1) as u8;
         let all = if plan.d_hi == 0 { u64::MAX } else { 0 };
-        for (w, word) in words.into_iter().enumerate() {
-            let slot = 4 * gg + w;
+        for (i, word) in words.into_iter().enumerate() {
+            // Register `i` decides the `4 N` columns from `16 N job + 4 N i` (from `256 first`).
+            let at = 4 * N * (4 * job + i);
+            let (slot, shift) = (at / 64, at % 64);
             let kept = word.bytes_gt(gt) | all;
-            // The first batch of a slot assigns it (no zeroing pass over the whole block).
+            // The first register of a slot assigns it (no zeroing pass over the whole block).
             if let Some(bits) = self.bits.get_mut(slot) {
-                *bits = if k == 0 { kept } else { *bits | kept << shift };
+                *bits = if shift == 0 {
+                    kept
+                } else {
+                    *bits | kept << shift
+                };
             }
             if plan.d_lo != 0 && slot < live {
-                // A word of 64 bytes (16 lanes) has a tie with probability 0.22 and two with
+                // A register of 64 bytes (16 lanes) has a tie with probability 0.22 and two with
                 // 0.026: the first is appended without a branch, the others out of line. A
                 // branch per tie would be mispredicted about as often as it is taken.
                 let tied = word.bytes_eq(plan.d_hi as u8);
-                let base = (64 * slot + shift) as u32;
+                let base = at as u32;
                 // `len < QUEUE` always (see `QUEUE`); the remainder spares a bounds check.
                 if let Some(c) = cols.get_mut(len % QUEUE) {
                     *c = base + tied.trailing_zeros();
@@ -633,7 +645,7 @@ impl<const N: usize> BlockMask<N> {
     #[inline(always)]
     fn bits64<U: U32s<N>>(&mut self, plan: &DropPlan, j: usize, end: usize) -> u64 {
         let g = j / GROUP;
-        if g.wrapping_sub(self.first) >= BLOCK / GROUP {
+        if g.wrapping_sub(self.first) >= Self::BLOCK / GROUP {
             self.fill::<U, false>(plan, g, end);
         }
         let slot = (j - self.first * GROUP) / 64;
@@ -677,14 +689,14 @@ fn finish<const N: usize, V: F32s<N>>(
     let Some(seg) = dst.get_mut(start..hi) else {
         return;
     };
-    let mut mask = BlockMask::<N>::new();
+    let mut mask = BlockMask::<N, FORWARD_SLOTS>::new();
     // Row column of `seg[0]`, a multiple of 64.
     let col = plan.col0 + start;
     let mut at = 0;
     while at < seg.len() {
         let g = (col + at) / GROUP;
         mask.fill::<V::U, true>(plan, g, plan.col0 + hi);
-        let block_end = (g * GROUP + BLOCK - col).min(seg.len());
+        let block_end = (g * GROUP + BlockMask::<N, FORWARD_SLOTS>::BLOCK - col).min(seg.len());
         let Some(block) = seg.get_mut(at..block_end) else {
             return;
         };
@@ -746,7 +758,7 @@ fn grad<const N: usize, V: F32s<N>>(
     let zero = V::splat(0.0);
     let vr = V::splat(rescale);
     let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
-    let mut mask = BlockMask::<N>::new();
+    let mut mask = BlockMask::<N, LONG_SLOTS>::new();
     let mut keep = |j0: usize| -> V {
         match plan {
             None => V::from_bits(V::U::splat(u32::MAX)),
@@ -850,7 +862,7 @@ macro_rules! wide_passes {
                 zero_remainder::<$n, $v>(dst, z);
             }
             fn keep_words(plan: &DropPlan, first: usize, words: &mut [u64; 64], end: usize) {
-                let mut mask = BlockMask::<$n>::new();
+                let mut mask = BlockMask::<$n, LONG_SLOTS>::new();
                 for (i, w) in words.iter_mut().enumerate() {
                     let j = first + 64 * i;
                     *w = if j < end {

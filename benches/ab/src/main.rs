@@ -51,15 +51,18 @@ fn main() {
     let a = ops!(a, p, q);
     let b = ops!(b, p, q);
     let mut best = [[f64::MAX; 4]; 2];
+    let mut all: [[Vec<f64>; 4]; 2] = Default::default();
     // Each timed call follows an untimed one of the same operation and version, so that it
     // finds the caches as a run of identical calls leaves them (as criterion's do). Timing a call
     // right after a different one measured identical code up to 9 % apart: a causal call leaves
     // half the logits out of L2, so whichever side came next paid for them.
-    let mut run = |op: &dyn Fn(&[f32], &mut [f32]), best: &mut f64| {
+    let mut run = |op: &dyn Fn(&[f32], &mut [f32]), best: &mut f64, all: &mut Vec<f64>| {
         op(black_box(&x), black_box(&mut y));
         let t = Instant::now();
         op(black_box(&x), black_box(&mut y));
-        *best = best.min(t.elapsed().as_secs_f64());
+        let dt = t.elapsed().as_secs_f64();
+        *best = best.min(dt);
+        all.push(dt);
     };
     for _ in 0..calls {
         for i in 0..4 {
@@ -68,12 +71,14 @@ fn main() {
                     a[i].forward_rows(0, cols, x, y, None).expect("valid shapes");
                 },
                 &mut best[0][i],
+                &mut all[0][i],
             );
             run(
                 &|x, y| {
                     b[i].forward_rows(0, cols, x, y, None).expect("valid shapes");
                 },
                 &mut best[1][i],
+                &mut all[1][i],
             );
         }
     }
@@ -89,6 +94,17 @@ fn main() {
             ns[1] / ns[0],
             ns[2] / ns[0],
             ns[3] / ns[1]
+        );
+    }
+    // Medians: a change can move the best call and the typical one differently.
+    for (name, mut times) in ["A", "B"].iter().zip(all) {
+        let med = times.each_mut().map(|t| {
+            t.sort_by(f64::total_cmp);
+            t.get(t.len() / 2).copied().unwrap_or(0.0) * 1e9 / n as f64
+        });
+        println!(
+            "{name} median: eval {:.4} train {:.4} eval_causal {:.4} train_causal {:.4}",
+            med[0], med[1], med[2], med[3]
         );
     }
 }

@@ -57,10 +57,10 @@ static uint32_t mask_uniform(uint64_t seed, uint64_t offset, uint64_t row, uint3
     uint32_t key[2], ctr[4], out[4], b, t;
     uint64_t r = offset + row;
     key[0] = (uint32_t)seed, key[1] = (uint32_t)(seed >> 32);
-    ctr[0] = 16 * (j / 256) + (j % 64) / 4, ctr[1] = 0;
+    ctr[0] = j / 16, ctr[1] = 0;
     ctr[2] = (uint32_t)r, ctr[3] = (uint32_t)(r >> 32);
     philox(ctr, key, out);
-    b = (out[(j / 64) % 4] >> (8 * (j % 4))) & 0xFFu;
+    b = (out[(j / 4) % 4] >> (8 * (j % 4))) & 0xFFu;
     ctr[0] = j, ctr[1] = 1;
     philox(ctr, key, out);
     t = out[0] & 0xFFFFFFu;
