@@ -172,6 +172,30 @@ pub(crate) mod sealed {
         /// Pass 3: `dst[j] *= factor` for `j` in `lo..hi`, or 0 where `plan` drops column `j`.
         /// `dst[..lo]` holds zeros, which a variant may rewrite (as zeros) to align its chunks.
         fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>);
+        /// Keep bits generated before a row's pass 2 (see [`prepare`](Self::prepare)), reused
+        /// from row to row of a matrix.
+        type Keep;
+        /// An empty [`Keep`](Self::Keep).
+        fn new_keep() -> Self::Keep;
+        /// Generates into `keep` the first keep bits that [`finish`](Self::finish) of band
+        /// `lo..hi` under `plan` needs, so that the generator's latency (a chain of ten
+        /// dependent rounds) overlaps pass 2 instead of stalling pass 3. Does nothing by default.
+        fn prepare(keep: &mut Self::Keep, plan: &DropPlan, lo: usize, hi: usize) {
+            let _ = (keep, plan, lo, hi);
+        }
+        /// [`finish`](Self::finish) with `plan` after [`prepare`](Self::prepare) with the same
+        /// plan and band; the same result.
+        fn finish_prepared(
+            dst: &mut [f32],
+            lo: usize,
+            hi: usize,
+            factor: f32,
+            plan: &DropPlan,
+            keep: &mut Self::Keep,
+        ) {
+            let _ = keep;
+            Self::finish(dst, lo, hi, factor, Some(plan));
+        }
         /// `dst[..] = +0`, as plain vector stores: a `memset` call (what `fill` becomes) is a
         /// burst the core cannot overlap with the compute around it.
         fn zero(dst: &mut [f32]);
@@ -390,8 +414,32 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
     cols: usize,
     x: Option<&[f32]>,
     y: &mut [f32],
+    record: impl FnMut(RowStats),
+) {
+    // Training rows generate their keep bits before pass 2; the evaluation loop carries none of
+    // that code.
+    match finish {
+        Finish::Train(d, _) if !d.keeps_all() && !d.drops_all() => {
+            rows::<K, true>(sc, finish, span, first_row, cols, x, y, record);
+        }
+        _ => rows::<K, false>(sc, finish, span, first_row, cols, x, y, record),
+    }
+}
+
+/// [`forward_matrix`]; with `PREPARE`, whole rows of plain scores generate the keep bits of
+/// their first block before pass 2 ([`sealed::Passes::prepare`]).
+#[allow(clippy::too_many_arguments)]
+fn rows<K: sealed::Passes, const PREPARE: bool>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    span: impl Fn(usize) -> (usize, usize),
+    first_row: u64,
+    cols: usize,
+    x: Option<&[f32]>,
+    y: &mut [f32],
     mut record: impl FnMut(RowStats),
 ) {
+    let mut keep = K::new_keep();
     let c = cols.max(1);
     let (mut xs, mut ys) = (x, y);
     let mut ahead = None;
@@ -429,11 +477,24 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
                 .filter(|m| m.is_finite()),
             _ => None,
         };
+        let plan = match (plain, finish) {
+            (Some(_), Finish::Train(d, key)) if PREPARE => DropPlan::new(&d, key, row),
+            _ => None,
+        };
+        if let Some(plan) = &plan {
+            K::prepare(&mut keep, plan, 0, cols);
+        }
         if let (Some(m), Some(xr)) = (plain, xr)
             && let Some(sum) = K::plain_exp_sum(xr, sc.scale, m, yr)
         {
             look_ahead();
-            record(finish_row::<K>(finish, yr, here, row, m, sum));
+            record(match (&plan, finish) {
+                (Some(plan), Finish::Train(d, _)) => {
+                    K::finish_prepared(yr, 0, cols, d.rescale() / sum, plan, &mut keep);
+                    RowStats { max: m, sum }
+                }
+                _ => finish_row::<K>(finish, yr, here, row, m, sum),
+            });
         } else {
             record(forward_row_with::<K>(
                 sc, finish, here, row, xr, yr, ahead, look_ahead,

@@ -54,6 +54,10 @@ impl Passes for Scalar {
         sum as f32
     }
 
+    type Keep = ();
+
+    fn new_keep() {}
+
     fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
         let Some(seg) = dst.get_mut(lo..hi) else {
             return;

@@ -418,7 +418,7 @@ const TIE_LANES: usize = 8;
 /// with one byte comparison, generates only the blocks a short row reaches (4 per 64 columns on
 /// AVX-512), and gathers the rare ties (1/256 per element) into full vectors for their
 /// tie-break words.
-struct BlockMask<const N: usize, const S: usize> {
+pub struct BlockMask<const N: usize, const S: usize> {
     first: usize,
     bits: [u64; S],
     /// Tied columns, kept in `bits` until settled, as offsets from column `256 first`.
@@ -683,19 +683,42 @@ fn finish<const N: usize, V: F32s<N>>(
         }
         return;
     };
+    apply_kept::<N, V>(dst, lo, hi, factor, plan, &mut BlockMask::new(), false);
+}
+
+/// The group of the first keep bits [`apply_kept`] reads for a band from `lo`.
+#[inline(always)]
+fn first_group(plan: &DropPlan, lo: usize) -> usize {
+    (plan.col0 + lo - lo % 64) / GROUP
+}
+
+/// The training half of [`finish`], with `mask` already filled for [`first_group`] when
+/// `prepared`.
+fn apply_kept<const N: usize, V: F32s<N>>(
+    dst: &mut [f32],
+    lo: usize,
+    hi: usize,
+    factor: f32,
+    plan: &DropPlan,
+    mask: &mut BlockMask<N, FORWARD_SLOTS>,
+    mut prepared: bool,
+) {
+    let vf = V::splat(factor);
     // Spans of 64 columns start at multiples of 64, so that each reads one word of keep bits and
     // each of its chunks one slice of it; the lanes before `lo` hold zeros and stay zeros.
     let start = lo - lo % 64;
     let Some(seg) = dst.get_mut(start..hi) else {
         return;
     };
-    let mut mask = BlockMask::<N, FORWARD_SLOTS>::new();
     // Row column of `seg[0]`, a multiple of 64.
     let col = plan.col0 + start;
     let mut at = 0;
     while at < seg.len() {
         let g = (col + at) / GROUP;
-        mask.fill::<V::U, true>(plan, g, plan.col0 + hi);
+        if !prepared {
+            mask.fill::<V::U, true>(plan, g, plan.col0 + hi);
+        }
+        prepared = false;
         let block_end = (g * GROUP + BlockMask::<N, FORWARD_SLOTS>::BLOCK - col).min(seg.len());
         let Some(block) = seg.get_mut(at..block_end) else {
             return;
@@ -852,6 +875,23 @@ macro_rules! wide_passes {
             }
             fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
                 finish::<$n, $v>(dst, lo, hi, factor, plan)
+            }
+            type Keep = BlockMask<$n, FORWARD_SLOTS>;
+            fn new_keep() -> Self::Keep {
+                BlockMask::new()
+            }
+            fn prepare(keep: &mut Self::Keep, plan: &DropPlan, lo: usize, hi: usize) {
+                keep.fill::<<$v as F32s<$n>>::U, true>(plan, first_group(plan, lo), plan.col0 + hi);
+            }
+            fn finish_prepared(
+                dst: &mut [f32],
+                lo: usize,
+                hi: usize,
+                factor: f32,
+                plan: &DropPlan,
+                keep: &mut Self::Keep,
+            ) {
+                apply_kept::<$n, $v>(dst, lo, hi, factor, plan, keep, true)
             }
             fn zero(dst: &mut [f32]) {
                 // An opaque zero keeps the loop from being turned back into `memset`.
