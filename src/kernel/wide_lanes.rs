@@ -476,8 +476,10 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
         // its end need no tie-break (a row of 64 columns would otherwise settle those of 256).
         let live = end.saturating_sub(g * GROUP).div_ceil(64);
         // The queue's length is a plain local, never behind a reference that leaves this
-        // function, so that it stays in a register.
-        let mut cols = [0u32; QUEUE];
+        // function, so that it stays in a register. Its columns are written in place: a copy of
+        // the array would read with vector loads what scalar stores just wrote, which cannot be
+        // forwarded and waits for those stores to leave a store buffer that the previous row's
+        // output has filled (measured: a tenth of this function's time at 64 columns).
         let mut len = 0;
         let jobs = groups * Self::BATCHES;
         let mut job = 0;
@@ -485,34 +487,33 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
         let regs = |job: usize| end.saturating_sub(g * GROUP + 16 * N * job).div_ceil(4 * N);
         while job + 1 < jobs {
             let (a, b) = blocks_in_order_x2::<N, U>(first(job), c, plan.key, regs(job));
-            len = self.record(plan, &mut cols, len, live, job, a);
-            len = self.record(plan, &mut cols, len, live, job + 1, b);
+            len = self.record(plan, len, live, job, a);
+            len = self.record(plan, len, live, job + 1, b);
             job += 2;
             // Under 16 queued before the 8 words of the next pair: room for their first ties.
             if len >= QUEUE - 16 {
-                self.settle(plan, cols.get(..len).unwrap_or(&[]));
+                self.settle(plan, len);
                 len = 0;
             }
         }
         if job < jobs {
             let words = blocks_in_order::<N, U>(first(job), c, plan.key, regs(job));
-            len = self.record(plan, &mut cols, len, live, job, words);
+            len = self.record(plan, len, live, job, words);
         }
         if !DEFER && len > 0 {
-            self.settle(plan, cols.get(..len).unwrap_or(&[]));
+            self.settle(plan, len);
             len = 0;
         }
-        self.ties = Ties { cols, len };
+        self.ties.len = len;
     }
 
     /// Turns the four registers of job `job` (its blocks' bytes in order) into keep bits (tied
-    /// columns kept), queueing the ties of the first `live` slots after the first `len` of
-    /// `cols`; returns the new length.
+    /// columns kept), queueing the ties of the first `live` slots after the first `len` queued;
+    /// returns the new length.
     #[inline(always)]
     fn record<U: U32s<N>>(
         &mut self,
         plan: &DropPlan,
-        cols: &mut [u32; QUEUE],
         mut len: usize,
         live: usize,
         job: usize,
@@ -541,13 +542,13 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
                 let tied = word.bytes_eq(plan.d_hi as u8);
                 let base = at as u32;
                 // `len < QUEUE` always (see `QUEUE`); the remainder spares a bounds check.
-                if let Some(c) = cols.get_mut(len % QUEUE) {
+                if let Some(c) = self.ties.cols.get_mut(len % QUEUE) {
                     *c = base + tied.trailing_zeros();
                 }
                 len += usize::from(tied != 0);
                 let rest = tied & tied.wrapping_sub(1);
                 if rest != 0 {
-                    len = self.queue_rest(plan, cols, len, base, rest);
+                    len = self.queue_rest(plan, len, base, rest);
                 }
             }
         }
@@ -561,24 +562,23 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
     fn queue_rest(
         &mut self,
         plan: &DropPlan,
-        cols: &mut [u32; QUEUE],
         mut len: usize,
         base: u32,
         mut rest: u64,
     ) -> usize {
         while rest != 0 {
             if len >= QUEUE {
-                self.settle(plan, cols.get(..len).unwrap_or(&[]));
+                self.settle(plan, len);
                 len = 0;
             }
-            if let Some(c) = cols.get_mut(len) {
+            if let Some(c) = self.ties.cols.get_mut(len) {
                 *c = base + rest.trailing_zeros();
             }
             len += 1;
             rest &= rest - 1;
         }
         if len >= QUEUE - 8 {
-            self.settle(plan, cols.get(..len).unwrap_or(&[]));
+            self.settle(plan, len);
             len = 0;
         }
         len
@@ -597,10 +597,11 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
         t.simd_gt(i32x8::splat(plan.d_lo as i32 - 1)).to_bitmask()
     }
 
-    /// Clears the bits of the queued columns `ties` whose tie-break word is below `d_lo`.
+    /// Clears the bits of the first `len` queued columns whose tie-break word is below `d_lo`.
     #[inline(never)]
-    fn settle(&mut self, plan: &DropPlan, ties: &[u32]) {
-        for chunk in ties.chunks(TIE_LANES) {
+    fn settle(&mut self, plan: &DropPlan, len: usize) {
+        let ties = self.ties.cols;
+        for chunk in ties.get(..len).unwrap_or(&[]).chunks(TIE_LANES) {
             let kept = self.verdicts(plan, chunk);
             // No branch on the verdicts: the loop's length is known before they are, so the
             // work behind it need not wait for the latency-bound tie-break block.
