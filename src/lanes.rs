@@ -173,7 +173,9 @@ fn in_order16(first: u32, c: [u32; 3], key: [u32; 2], regs: usize) -> [u32x16; 4
     {
         use crate::philox::avx512::in_order;
         let z = u32x16::splat(0);
-        if regs <= 2 {
+        if regs <= 1 {
+            [crate::philox::avx512::in_order_4(first, c, key), z, z, z]
+        } else if regs <= 2 {
             let [[a, b]] = in_order::<1>(first, c, key);
             [a, b, z, z]
         } else {

@@ -559,13 +559,7 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
     /// below `QUEUE - 8` (see [`QUEUE`]).
     #[cold]
     #[inline(never)]
-    fn queue_rest(
-        &mut self,
-        plan: &DropPlan,
-        mut len: usize,
-        base: u32,
-        mut rest: u64,
-    ) -> usize {
+    fn queue_rest(&mut self, plan: &DropPlan, mut len: usize, base: u32, mut rest: u64) -> usize {
         while rest != 0 {
             if len >= QUEUE {
                 self.settle(plan, len);
