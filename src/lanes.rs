@@ -65,7 +65,9 @@ pub(crate) trait U32s<const N: usize>:
     fn bytes_gt(self, gt: u8) -> u64;
     /// As [`Self::bytes_gt`], for `byte_i == eq`.
     fn bytes_eq(self, eq: u8) -> u64;
-    fn to_array(self) -> [u32; N];
+    /// The 4x4 transpose of each 128-bit quarter: lane `4 q + k` of result `i` is lane
+    /// `4 q + i` of `w[k]`.
+    fn transpose_quarters(w: [Self; 4]) -> [Self; 4];
     /// See [`blocks_in_order`](crate::philox::blocks_in_order).
     fn blocks_in_order(first: u32, c: [u32; 3], key: [u32; 2], regs: usize) -> [Self; 4];
     /// See [`blocks_in_order_x2`](crate::philox::blocks_in_order_x2).
@@ -241,6 +243,43 @@ pub(crate) fn prefetch_write<T>(a: &T) {
     let _ = a;
 }
 
+/// [`U32s::transpose_quarters`] for 4 lanes: eight unpacks.
+#[inline(always)]
+fn transpose4(w: [u32x4; 4]) -> [u32x4; 4] {
+    u32x4::transpose(w)
+}
+
+/// [`U32s::transpose_quarters`] for 8 lanes: eight unpacks within the 128-bit lanes of 256-bit
+/// registers with AVX2 (no lane crossing), else per half.
+#[inline(always)]
+fn transpose8(w: [u32x8; 4]) -> [u32x8; 4] {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        use safe_arch::{
+            m256i, unpack_high_i32_m256i as hi32, unpack_high_i64_m256i as hi64,
+            unpack_low_i32_m256i as lo32, unpack_low_i64_m256i as lo64,
+        };
+        let [a, b, c, d] = w.map(wide::bytemuck::cast::<u32x8, m256i>);
+        let (t0, t1, t2, t3) = (lo32(a, b), hi32(a, b), lo32(c, d), hi32(c, d));
+        [lo64(t0, t2), hi64(t0, t2), lo64(t1, t3), hi64(t1, t3)].map(wide::bytemuck::cast)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    {
+        let h = w.map(wide::bytemuck::cast::<u32x8, [u32x4; 2]>);
+        let t = [0, 1].map(|j| transpose4([h[0][j], h[1][j], h[2][j], h[3][j]]));
+        core::array::from_fn(|i| wide::bytemuck::cast([t[0][i], t[1][i]]))
+    }
+}
+
+/// [`U32s::transpose_quarters`] for 16 lanes: per 256-bit half (AVX-512 builds generate their
+/// keep bits in order and do not transpose).
+#[inline(always)]
+fn transpose16(w: [u32x16; 4]) -> [u32x16; 4] {
+    let h = w.map(wide::bytemuck::cast::<u32x16, [u32x8; 2]>);
+    let t = [0, 1].map(|j| transpose8([h[0][j], h[1][j], h[2][j], h[3][j]]));
+    core::array::from_fn(|i| wide::bytemuck::cast([t[0][i], t[1][i]]))
+}
+
 /// The bytes of a `u32` vector in little-endian order, as a byte vector of type `$b`. A cast
 /// reads them in memory order, which is the required order only on little-endian targets;
 /// elsewhere they are shifted out of the lanes.
@@ -266,6 +305,7 @@ macro_rules! impl_lanes {
         $b:ident,
         $max_halves:ident,
         $load_kept:path,
+        $transpose:path,
         $in_order:path,
         $in_order_x2:path,
         $philox_x1:path,
@@ -371,8 +411,8 @@ macro_rules! impl_lanes {
                 u64::from(le_bytes!($b, self).simd_eq($b::splat(eq)).to_bitmask())
             }
             #[inline(always)]
-            fn to_array(self) -> [u32; $n] {
-                $u::to_array(self)
+            fn transpose_quarters(w: [Self; 4]) -> [Self; 4] {
+                $transpose(w)
             }
             #[inline(always)]
             fn blocks_in_order(first: u32, c: [u32; 3], key: [u32; 2], regs: usize) -> [Self; 4] {
@@ -403,6 +443,7 @@ impl_lanes!(
     u8x16,
     max4,
     load_kept_portable::<4, Self>,
+    transpose4,
     crate::philox::portable_in_order::<4, Self>,
     crate::philox::portable_in_order_x2::<4, Self>,
     crate::philox::portable_x1::<4, Self>,
@@ -416,6 +457,7 @@ impl_lanes!(
     u8x32,
     max8,
     load_kept_portable::<8, Self>,
+    transpose8,
     crate::philox::portable_in_order::<8, Self>,
     crate::philox::portable_in_order_x2::<8, Self>,
     crate::philox::portable_x1::<8, Self>,
@@ -429,6 +471,7 @@ impl_lanes!(
     u8x64,
     max16,
     load_kept16,
+    transpose16,
     in_order16,
     in_order16_x2,
     philox16_x1,

@@ -114,25 +114,24 @@ pub(crate) fn portable_x2<const N: usize, U: U32s<N>>(
     ([a0, a1, a2, a3], [b0, b1, b2, b3])
 }
 
-/// Structure-of-arrays blocks (word `w` of block `l` in lane `l` of `w[w]`) in output order:
-/// register `i` holds blocks `i N / 4 .. (i + 1) N / 4`, lane `m` word `m % 4` of block
-/// `i N / 4 + m / 4`. A 4x4 transpose of each group of four blocks.
+/// Structure-of-arrays blocks (word `w` of a block in lane `l` of `w[w]`), their lanes holding
+/// the blocks as [`counters`] orders them, in output order: register `k` holds blocks
+/// `k N / 4 .. (k + 1) N / 4`. A 4x4 transpose within each 128-bit quarter (eight unpacks);
+/// [`counters`]' order puts each quarter's result in its place.
 #[inline(always)]
 fn in_order<const N: usize, U: U32s<N>>(w: [U; 4]) -> [U; 4] {
-    let a = w.map(U::to_array);
-    core::array::from_fn(|i| {
-        U::from_array(core::array::from_fn(|m| {
-            a[m % 4].get(N / 4 * i + m / 4).copied().unwrap_or(0)
-        }))
-    })
+    U::transpose_quarters(w)
 }
 
-/// The counters `[first + l, c[0], c[1], c[2]]` of lanes `l < N`, as structure-of-arrays words.
+/// The counters `[b(l), c[0], c[1], c[2]]` of lanes `l < N`, as structure-of-arrays words, where
+/// lane `l = 4 q + k` (quarter `q`, position `k`) holds block `b(l) = first + (N / 4) k + q`: after
+/// the transpose of each quarter ([`in_order`]), register `k` holds blocks `(N / 4) k + q`,
+/// `q = 0, 1, ...`, in order.
 #[inline(always)]
 fn counters<const N: usize, U: U32s<N>>(first: u32, c: [u32; 3]) -> [U; 4] {
-    let iota = U::from_array(core::array::from_fn(|l| l as u32));
+    let order = U::from_array(core::array::from_fn(|l| ((N / 4) * (l % 4) + l / 4) as u32));
     [
-        U::splat(first) + iota,
+        U::splat(first) + order,
         U::splat(c[0]),
         U::splat(c[1]),
         U::splat(c[2]),
