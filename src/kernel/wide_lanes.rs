@@ -392,12 +392,14 @@ fn plain_exp_sum<const N: usize, V: F32s<N>>(
     (!sum.is_nan()).then_some(sum)
 }
 
-/// Slots of 64 columns whose keep bits the forward pass generates together: 1024 columns, 64
-/// main blocks. (4096 measured 3 % slower on causal rows of 385-640 columns, 2026-11-28: the
-/// larger bit array zeroed per row.) The backward pass and the mask export keep 4096 (64
-/// slots), so that the bits of rows up to 4096 columns are generated once for both of the
-/// backward's passes.
+/// Slots of 64 columns whose keep bits a row's pass 3 generates together when its block mask
+/// is made per row: 1024 columns, 64 main blocks. (4096 measured 3 % slower on causal rows of
+/// 385-640 columns, 2026-11-28: the larger bit array zeroed per row.)
 const FORWARD_SLOTS: usize = 16;
+/// Slots of a block mask made once per call and reused: the whole rows of a matrix
+/// (`Passes::prepare`; rows of 4096 columns 2-5 % faster than in blocks of 1024), the backward
+/// pass (so that the bits of rows up to 4096 columns are generated once for both of its
+/// passes) and the mask export.
 const LONG_SLOTS: usize = 64;
 
 /// Room in the tie queue. The first tie of a register is appended with no room check, so the
@@ -678,7 +680,8 @@ fn finish<const N: usize, V: F32s<N>>(
         }
         return;
     };
-    apply_kept::<N, V>(dst, lo, hi, factor, plan, &mut BlockMask::new(), false);
+    let mut mask = BlockMask::<N, FORWARD_SLOTS>::new();
+    apply_kept::<N, V, FORWARD_SLOTS>(dst, lo, hi, factor, plan, &mut mask, false);
 }
 
 /// The group of the first keep bits [`apply_kept`] reads for a band from `lo`.
@@ -689,13 +692,13 @@ fn first_group(plan: &DropPlan, lo: usize) -> usize {
 
 /// The training half of [`finish`], with `mask` already filled for [`first_group`] when
 /// `prepared`.
-fn apply_kept<const N: usize, V: F32s<N>>(
+fn apply_kept<const N: usize, V: F32s<N>, const S: usize>(
     dst: &mut [f32],
     lo: usize,
     hi: usize,
     factor: f32,
     plan: &DropPlan,
-    mask: &mut BlockMask<N, FORWARD_SLOTS>,
+    mask: &mut BlockMask<N, S>,
     mut prepared: bool,
 ) {
     let vf = V::splat(factor);
@@ -714,7 +717,7 @@ fn apply_kept<const N: usize, V: F32s<N>>(
             mask.fill::<V::U, true>(plan, g, plan.col0 + hi);
         }
         prepared = false;
-        let block_end = (g * GROUP + BlockMask::<N, FORWARD_SLOTS>::BLOCK - col).min(seg.len());
+        let block_end = (g * GROUP + BlockMask::<N, S>::BLOCK - col).min(seg.len());
         let Some(block) = seg.get_mut(at..block_end) else {
             return;
         };
@@ -871,7 +874,7 @@ macro_rules! wide_passes {
             fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
                 finish::<$n, $v>(dst, lo, hi, factor, plan)
             }
-            type Keep = BlockMask<$n, FORWARD_SLOTS>;
+            type Keep = BlockMask<$n, LONG_SLOTS>;
             fn new_keep() -> Self::Keep {
                 BlockMask::new()
             }
@@ -886,7 +889,7 @@ macro_rules! wide_passes {
                 plan: &DropPlan,
                 keep: &mut Self::Keep,
             ) {
-                apply_kept::<$n, $v>(dst, lo, hi, factor, plan, keep, true)
+                apply_kept::<$n, $v, LONG_SLOTS>(dst, lo, hi, factor, plan, keep, true)
             }
             fn zero(dst: &mut [f32]) {
                 // An opaque zero keeps the loop from being turned back into `memset`.
