@@ -278,7 +278,7 @@ pub(crate) fn forward_row<K: sealed::Passes>(
     src: Option<&[f32]>,
     dst: &mut [f32],
 ) -> RowStats {
-    forward_row_with::<K>(sc, finish, span, row, src, dst, None, || ())
+    forward_row_with::<K>(sc, finish, span, row, src, dst, None, || (), None)
 }
 
 /// What pass 1 of a row with a non-empty band leaves for the rest of it.
@@ -331,6 +331,7 @@ fn forward_row_with<K: sealed::Passes>(
     dst: &mut [f32],
     ahead: Option<Pass1>,
     between: impl FnOnce(),
+    keep: Option<&mut K::Keep>,
 ) -> RowStats {
     let (lo, hi) = span;
     let (head, rest) = dst.split_at_mut(lo.min(dst.len()));
@@ -387,9 +388,23 @@ fn forward_row_with<K: sealed::Passes>(
     }
     // The masked tail is zeroed by stores spread through the exponentials' loop, where they
     // cost nothing, rather than in a burst before it.
+    // With `keep`, the keep bits are generated before pass 2 (see `Passes::prepare`).
+    let prepared = match (finish, keep) {
+        (Finish::Train(d, key), Some(keep)) => DropPlan::new(&d, key, row).map(|plan| {
+            K::prepare(keep, &plan, lo, hi);
+            (plan, keep, d.rescale())
+        }),
+        _ => None,
+    };
     let sum = K::exp_sum(seg, m, tail);
     between();
-    finish_row::<K>(finish, dst, span, row, m, sum)
+    match prepared {
+        Some((plan, keep, rescale)) => {
+            K::finish_prepared(dst, lo, hi, rescale / sum, &plan, keep);
+            RowStats { max: m, sum }
+        }
+        None => finish_row::<K>(finish, dst, span, row, m, sum),
+    }
 }
 
 /// Whether scores are plain, `z_j = s * x_j` with `s > 0`: see `Passes::plain_max`.
@@ -497,7 +512,15 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
             });
         } else {
             record(forward_row_with::<K>(
-                sc, finish, here, row, xr, yr, ahead, look_ahead,
+                sc,
+                finish,
+                here,
+                row,
+                xr,
+                yr,
+                ahead,
+                look_ahead,
+                PREPARE.then_some(&mut keep),
             ));
         }
         (xs, ys, ahead, here, i) = (x_next, y_next, next_ahead, next, i + 1);
