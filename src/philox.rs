@@ -376,6 +376,36 @@ pub(crate) mod avx512 {
                 splat(c[2]),
             ]
         });
+        chains_in_order(chains, key)
+    }
+
+    /// The 64-column main streams of the 8 rows with global ids `row .. row + 8` (wrapping):
+    /// element `i` is blocks 0-3 of row `row + i`, in output order. Four chains of 8 blocks, a
+    /// row per half: 32 blocks at full throughput, where a row of 64 columns alone is one
+    /// latency-bound chain of 4.
+    #[inline(always)]
+    pub(crate) fn rows_ahead(row: u64, key: [u32; 2]) -> [u32x16; 8] {
+        let chains: [Eight; 4] = core::array::from_fn(|i| {
+            let r = |k: usize| row.wrapping_add((2 * i + k / 4) as u64);
+            let w = |f: &dyn Fn(usize) -> u32| -> m512i {
+                wide::bytemuck::cast::<[u64; 8], m512i>(core::array::from_fn(|k| u64::from(f(k))))
+            };
+            [
+                w(&|k| (k % 4) as u32),
+                w(&|_| 0),
+                w(&|k| r(k) as u32),
+                w(&|k| (r(k) >> 32) as u32),
+            ]
+        });
+        let [[a, b], [c, d], [e, f], [g, h]] = chains_in_order(chains, key);
+        [a, b, c, d, e, f, g, h]
+    }
+
+    /// The rounds of `C` chains of 8 blocks, each chain's blocks then in output order, four per
+    /// register (two `vpermt2d` pair words 0-1 and 2-3 of each block into 64-bit lanes, two
+    /// `vpermt2q` put each block's two pairs in a 128-bit lane).
+    #[inline(always)]
+    fn chains_in_order<const C: usize>(chains: [Eight; C], key: [u32; 2]) -> [[u32x16; 2]; C] {
         let pair: m512i =
             wide::bytemuck::cast([0i32, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30]);
         let lo: m512i = wide::bytemuck::cast([0i64, 8, 1, 9, 2, 10, 3, 11]);

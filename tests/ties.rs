@@ -588,6 +588,65 @@ fn whole_row_matrices_match_keep_on_every_variant() {
     cov.check("whole-row matrices");
 }
 
+#[test]
+fn short_row_matrices_match_keep_on_every_variant() {
+    // Rows of at most 64 columns in a matrix: with AVX-512, their main streams are generated
+    // eight rows at a time ahead of need. Forty rows cross several such batches and, from row id
+    // 2^32 - 20, the global row id's high word; the second key's offset wraps it past 2^64.
+    let first_row = (1u64 << 32) - 20;
+    let shapes: [(usize, usize, Mask<'static>); 3] = [
+        (40, 64, Mask::none()),
+        (40, 50, Mask::none()),
+        // Row i sees columns 0..=i (rows 63 and up: every column).
+        (80, 64, Mask::causal(0)),
+    ];
+    let (mut ties, mut columns) = (0, 0);
+    for (ci, c0) in cases(1).iter().enumerate() {
+        for (si, &(rows, cols, mask)) in shapes.iter().enumerate() {
+            let x = row(
+                &mut rng(0xE0 + (3 * ci + si) as u64),
+                rows * cols,
+                -4.0,
+                4.0,
+            );
+            let causal = mask != Mask::none();
+            let band = |i: usize| 0..if causal { (i + 1).min(cols) } else { cols };
+            let rows_cases: Vec<Case> = (0..rows)
+                .map(|i| Case {
+                    row: first_row + i as u64,
+                    n: cols,
+                    ..*c0
+                })
+                .collect();
+            let truths: Vec<Truth> = rows_cases.iter().map(|c| truth(c, cols)).collect();
+            for (i, t) in truths.iter().enumerate() {
+                ties += t.ties.iter().filter(|&&j| band(i).contains(&j)).count();
+                columns += band(i).len();
+            }
+            for_each_kernel!(K => {
+                let op = SoftmaxDropout::train(0.5, c0.d, c0.key)
+                    .unwrap()
+                    .with_mask(mask)
+                    .with_kernel::<K>();
+                let mut y = vec![f32::NAN; rows * cols];
+                op.forward_rows(first_row, cols, &x, &mut y, None).unwrap();
+                for i in 0..rows {
+                    let what = format!("{} forward_rows {rows}x{cols} {mask:?} row {i}", K::NAME);
+                    let part = i * cols..(i + 1) * cols;
+                    check_forward_row(&what, &rows_cases[i], &truths[i], &y[part], band(i));
+                }
+            });
+        }
+    }
+    // Ties are Binomial(columns, 1/256) (see `Coverage::check`): at least the mean less 5 sigma.
+    let mean = columns as f64 / 256.0;
+    let bound = (mean - 5.0 * (mean * (1.0 - 1.0 / 256.0)).sqrt()).floor();
+    assert!(
+        bound >= 1.0 && ties as f64 >= bound,
+        "{ties} ties in {columns} columns"
+    );
+}
+
 /// Rows whose first 4096 columns hold more ties than the tie queue (32 entries): among row ids
 /// `row_id(i)`, `i < 100000` (about 2 million blocks under the four probabilities with
 /// `D >> 24 > 0`), blocks with 33 to 36 ties, about 1 block in 10^5. They were chosen under the

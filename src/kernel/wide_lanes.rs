@@ -441,6 +441,56 @@ impl Ties {
     };
 }
 
+/// What a matrix call prepares row by row (see `Passes::prepare`): one block mask reused for
+/// every row, and, with AVX-512, the main streams of the rows ahead when they need at most 64
+/// columns: such a row alone is one latency-bound chain of 4 blocks, eight rows together four
+/// chains at full throughput.
+// The rows ahead are AVX-512 only.
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "avx512f")),
+    allow(dead_code)
+)]
+pub struct Prepared<const N: usize> {
+    mask: BlockMask<N, LONG_SLOTS>,
+    /// Main-stream bytes (columns 0-63) of the rows with global ids `ahead_row ..
+    /// ahead_row + ahead_len`.
+    ahead: [[u32; 16]; 8],
+    ahead_row: u64,
+    ahead_len: u64,
+}
+
+impl<const N: usize> Prepared<N> {
+    fn new() -> Self {
+        Self {
+            mask: BlockMask::new(),
+            ahead: [[0; 16]; 8],
+            ahead_row: 0,
+            ahead_len: 0,
+        }
+    }
+
+    /// The first block of keep bits of band `lo..hi` (see `Passes::prepare`).
+    #[inline(always)]
+    fn prepare<U: U32s<N>>(&mut self, plan: &DropPlan, lo: usize, hi: usize) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+        if N == 16 && plan.col0 == 0 && hi <= 64 {
+            let row = u64::from(plan.row[0]) | u64::from(plan.row[1]) << 32;
+            let mut k = row.wrapping_sub(self.ahead_row);
+            if k >= self.ahead_len {
+                self.ahead =
+                    crate::philox::avx512::rows_ahead(row, plan.key).map(wide::u32x16::to_array);
+                (self.ahead_row, self.ahead_len, k) = (row, 8, 0);
+            }
+            let bytes = self.ahead.get(k as usize).copied().unwrap_or([0; 16]);
+            let reg = U::from_array(core::array::from_fn(|l| bytes.get(l).copied().unwrap_or(0)));
+            self.mask.fill_row64(plan, reg, hi);
+            return;
+        }
+        self.mask
+            .fill::<U, true>(plan, first_group(plan, lo), plan.col0 + hi);
+    }
+}
+
 impl<const N: usize, const S: usize> BlockMask<N, S> {
     /// Columns per block of bits.
     const BLOCK: usize = 64 * S;
@@ -507,6 +557,19 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
             len = 0;
         }
         self.ties.len = len;
+    }
+
+    /// As [`Self::fill`] with `DEFER` for a row of at most 64 columns (`end <= 64`), given its
+    /// main-stream bytes in `bytes` (blocks 0-3 in order).
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "avx512f")),
+        allow(dead_code)
+    )]
+    #[inline(always)]
+    fn fill_row64<U: U32s<N>>(&mut self, plan: &DropPlan, bytes: U, end: usize) {
+        self.first = 0;
+        let z = U::splat(0);
+        self.ties.len = self.record(plan, 0, end.div_ceil(64), 0, [bytes, z, z, z]);
     }
 
     /// Turns the four registers of job `job` (its blocks' bytes in order) into keep bits (tied
@@ -874,12 +937,12 @@ macro_rules! wide_passes {
             fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
                 finish::<$n, $v>(dst, lo, hi, factor, plan)
             }
-            type Keep = BlockMask<$n, LONG_SLOTS>;
+            type Keep = Prepared<$n>;
             fn new_keep() -> Self::Keep {
-                BlockMask::new()
+                Prepared::new()
             }
             fn prepare(keep: &mut Self::Keep, plan: &DropPlan, lo: usize, hi: usize) {
-                keep.fill::<<$v as F32s<$n>>::U, true>(plan, first_group(plan, lo), plan.col0 + hi);
+                keep.prepare::<<$v as F32s<$n>>::U>(plan, lo, hi);
             }
             fn finish_prepared(
                 dst: &mut [f32],
@@ -889,7 +952,7 @@ macro_rules! wide_passes {
                 plan: &DropPlan,
                 keep: &mut Self::Keep,
             ) {
-                apply_kept::<$n, $v, LONG_SLOTS>(dst, lo, hi, factor, plan, keep, true)
+                apply_kept::<$n, $v, LONG_SLOTS>(dst, lo, hi, factor, plan, &mut keep.mask, true)
             }
             fn zero(dst: &mut [f32]) {
                 // An opaque zero keeps the loop from being turned back into `memset`.
