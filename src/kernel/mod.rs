@@ -16,7 +16,10 @@
 //! A matrix of rows is software-pipelined ([`forward_matrix`]): after pass 2 of an ordinary row,
 //! pass 1 of the next row (when its band is not empty) runs before pass 3, so that the
 //! reductions between passes overlap other work; after a special or empty row the next row runs
-//! its own pass 1. Each row's result is exactly [`forward_row`]'s.
+//! its own pass 1. In training, a row's first block of keep bits is generated before its pass 2
+//! (and, with AVX-512, rows of up to 64 columns eight at a time), so that the generator's chain
+//! of dependent rounds overlaps the exponentials. Each row's result is exactly
+//! [`forward_row`]'s.
 //!
 //! Columns outside the band are zero-filled and never otherwise touched. Rows whose maximum is
 //! NaN, `-inf` or `+inf` are finished by one shared routine, so their results are identical on
@@ -441,8 +444,9 @@ pub(crate) fn forward_matrix<K: sealed::Passes>(
     }
 }
 
-/// [`forward_matrix`]; with `PREPARE`, whole rows of plain scores generate the keep bits of
-/// their first block before pass 2 ([`sealed::Passes::prepare`]).
+/// [`forward_matrix`]; with `PREPARE` (training), each ordinary row generates the keep bits of
+/// its first block before pass 2 ([`sealed::Passes::prepare`]) into one `Keep` reused for the
+/// whole call (its block mask zeroed once, not per row).
 #[allow(clippy::too_many_arguments)]
 fn rows<K: sealed::Passes, const PREPARE: bool>(
     sc: &Scores<'_>,
