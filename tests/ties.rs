@@ -655,7 +655,9 @@ fn short_row_matrices_match_keep_on_every_variant() {
 /// holds 33-36 ties (asserted below) and the block masks of 4096 columns (whole rows of a
 /// matrix, the backward, `mask_bits`) settle the queue several times in one block, but the
 /// ties' order changed and a full queue within one batch (`BlockMask::queue_rest` finding 32
-/// queued) is no longer reached: a panic put in that branch did not fire (2026-11-28).
+/// queued) is no longer reached: a panic put in that branch did not fire, nor did a counter in
+/// a search of 3 million row ids (2026-11-28); `kernel::wide_lanes::tests` drives that branch
+/// directly instead.
 /// As `(key, p, i)`.
 const CROWDED: [(usize, f64, usize); 10] = [
     (0, 0.1, 37241),
