@@ -155,16 +155,15 @@ pub(crate) fn blocks_in_order<const N: usize, U: U32s<N>>(
     U::blocks_in_order(first, c, key, regs)
 }
 
-/// [`blocks_in_order`] of blocks `first .. first + N` and of `first + N .. first + 2 N`; only the
-/// first `regs` of the eight registers are promised.
+/// [`blocks_in_order`] of blocks `first .. first + N` and of `first + N .. first + 2 N`, all
+/// registers promised.
 #[inline(always)]
 pub(crate) fn blocks_in_order_x2<const N: usize, U: U32s<N>>(
     first: u32,
     c: [u32; 3],
     key: [u32; 2],
-    regs: usize,
 ) -> ([U; 4], [U; 4]) {
-    U::blocks_in_order_x2(first, c, key, regs)
+    U::blocks_in_order_x2(first, c, key)
 }
 
 /// [`blocks_in_order`] in portable operations: structure-of-arrays rounds, then a transpose.
@@ -184,7 +183,6 @@ pub(crate) fn portable_in_order_x2<const N: usize, U: U32s<N>>(
     first: u32,
     c: [u32; 3],
     key: [u32; 2],
-    _regs: usize,
 ) -> ([U; 4], [U; 4]) {
     let second = first.wrapping_add(N as u32);
     let (a, b) = portable_x2::<N, U>(counters(first, c), counters(second, c), key);

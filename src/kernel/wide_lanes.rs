@@ -535,10 +535,8 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
         let mut len = 0;
         let jobs = groups * Self::BATCHES;
         let mut job = 0;
-        // Registers of `4 N` columns from job `job`'s first that reach into the row.
-        let regs = |job: usize| end.saturating_sub(g * GROUP + 16 * N * job).div_ceil(4 * N);
         while job + 1 < jobs {
-            let (a, b) = blocks_in_order_x2::<N, U>(first(job), c, plan.key, regs(job));
+            let (a, b) = blocks_in_order_x2::<N, U>(first(job), c, plan.key);
             len = self.record(plan, len, live, job, a);
             len = self.record(plan, len, live, job + 1, b);
             job += 2;
@@ -549,7 +547,9 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
             }
         }
         if job < jobs {
-            let words = blocks_in_order::<N, U>(first(job), c, plan.key, regs(job));
+            // Registers of `4 N` columns from the job's first that reach into the row.
+            let regs = end.saturating_sub(g * GROUP + 16 * N * job).div_ceil(4 * N);
+            let words = blocks_in_order::<N, U>(first(job), c, plan.key, regs);
             len = self.record(plan, len, live, job, words);
         }
         if !DEFER && len > 0 {
