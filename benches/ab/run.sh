@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # In-process A/B: times eval, train (p = 0.1), eval causal and train causal of two versions of
-# dropmax in one process, calls interleaved, best of N calls each, so that the machine's drift
-# (a shared 2-core VM: criterion's run-to-run noise is 3-5 %) hits both sides alike.
+# dropmax in one process, calls interleaved, best of N calls each (and the median), so that the
+# machine's drift (a shared 2-core VM: criterion's run-to-run noise is 3-5 %) hits both sides
+# alike.
 #
 #   bash benches/ab/run.sh [REV] [ROWS COLS CALLS] [RUNS]
 #
