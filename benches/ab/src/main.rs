@@ -68,14 +68,16 @@ fn main() {
         for i in 0..4 {
             run(
                 &|x, y| {
-                    a[i].forward_rows(0, cols, x, y, None).expect("valid shapes");
+                    a[i].forward_rows(0, cols, x, y, None)
+                        .expect("valid shapes");
                 },
                 &mut best[0][i],
                 &mut all[0][i],
             );
             run(
                 &|x, y| {
-                    b[i].forward_rows(0, cols, x, y, None).expect("valid shapes");
+                    b[i].forward_rows(0, cols, x, y, None)
+                        .expect("valid shapes");
                 },
                 &mut best[1][i],
                 &mut all[1][i],
