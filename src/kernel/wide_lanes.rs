@@ -540,7 +540,7 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
             len = self.record(plan, len, live, job, a);
             len = self.record(plan, len, live, job + 1, b);
             job += 2;
-            // Under 16 queued before the 8 words of the next pair: room for their first ties.
+            // Under 16 queued before the 8 registers of the next pair: room for their first ties.
             if len >= QUEUE - 16 {
                 self.settle(plan, len);
                 len = 0;
