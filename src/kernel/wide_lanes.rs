@@ -481,8 +481,8 @@ impl<const N: usize> Prepared<N> {
                     crate::philox::avx512::rows_ahead(row, plan.key).map(wide::u32x16::to_array);
                 (self.ahead_row, self.ahead_len, k) = (row, 8, 0);
             }
-            let bytes = self.ahead.get(k as usize).copied().unwrap_or([0; 16]);
-            let reg = U::from_array(core::array::from_fn(|l| bytes.get(l).copied().unwrap_or(0)));
+            let bytes = self.ahead.get(k as usize % 8).unwrap_or(&[0; 16]);
+            let reg = U::from_array(core::array::from_fn(|l| bytes[l % 16]));
             self.mask.fill_row64(plan, reg, hi);
             return;
         }
