@@ -347,13 +347,13 @@ pub(crate) mod avx512 {
     }
 
     /// Blocks `first + b` (`b < 8 C`, wrapping) with counters `[first + b, c[0], c[1], c[2]]`,
-    /// in output order ([`super::blocks_in_order`]): `.0[i][h]` holds blocks `8 i + 4 h ..
-    /// 8 i + 4 h + 4`, one per 128-bit lane, its words in order. `C` independent chains of 8.
+    /// in output order ([`super::blocks_in_order`]): element `[i][h]` holds blocks
+    /// `8 i + 4 h .. 8 i + 4 h + 4`, one per 128-bit lane, its words in order. `C` independent
+    /// chains of 8.
     ///
     /// The rounds are those above (a block per 64-bit lane, the counter's constant words
-    /// splats, so nothing to spread); then two `vpermt2d` pair words 0-1 and 2-3 of each block
-    /// into 64-bit lanes, and two `vpermt2q` put each block's two pairs in a 128-bit lane: four
-    /// instructions per 8 blocks, against 60 for the rounds. Rounds kept in block order (one
+    /// splats, so nothing to spread), then four permutes per 8 blocks
+    /// ([`chains_in_order`]), against 60 instructions for the rounds. Rounds kept in block order (one
     /// block per 128-bit lane, three instructions per round per 4 blocks) measured 10 % slower:
     /// LLVM fuses their blend and shuffle into one `vpermt2d`, three cycles on every round's
     /// path.
@@ -377,10 +377,11 @@ pub(crate) mod avx512 {
         chains_in_order(chains, key)
     }
 
-    /// The 64-column main streams of the 8 rows with global ids `row .. row + 8` (wrapping):
-    /// element `i` is blocks 0-3 of row `row + i`, in output order. Four chains of 8 blocks, a
-    /// row per half: 32 blocks at full throughput, where a row of 64 columns alone is one
-    /// latency-bound chain of 4.
+    /// Blocks 0-3 of the dropout main stream (counters `[b, 0, R as u32, (R >> 32) as u32]`, as
+    /// `dropout::main_counter` makes them) of the 8 rows with global ids `R = row .. row + 8`
+    /// (wrapping): element `i` holds row `row + i`'s, in output order, i.e. the bytes deciding
+    /// its columns 0-63. Four chains of 8 blocks, a row per half: 32 blocks at full throughput,
+    /// where a row of 64 columns alone is one latency-bound chain of 4.
     #[inline(always)]
     pub(crate) fn rows_ahead(row: u64, key: [u32; 2]) -> [u32x16; 8] {
         let chains: [Eight; 4] = core::array::from_fn(|i| {
