@@ -114,19 +114,10 @@ pub(crate) fn portable_x2<const N: usize, U: U32s<N>>(
     ([a0, a1, a2, a3], [b0, b1, b2, b3])
 }
 
-/// Structure-of-arrays blocks (word `w` of a block in lane `l` of `w[w]`), their lanes holding
-/// the blocks as [`counters`] orders them, in output order: register `k` holds blocks
-/// `k N / 4 .. (k + 1) N / 4`. A 4x4 transpose within each 128-bit quarter (eight unpacks);
-/// [`counters`]' order puts each quarter's result in its place.
-#[inline(always)]
-fn in_order<const N: usize, U: U32s<N>>(w: [U; 4]) -> [U; 4] {
-    U::transpose_quarters(w)
-}
-
 /// The counters `[b(l), c[0], c[1], c[2]]` of lanes `l < N`, as structure-of-arrays words, where
 /// lane `l = 4 q + k` (quarter `q`, position `k`) holds block `b(l) = first + (N / 4) k + q`: after
-/// the transpose of each quarter ([`in_order`]), register `k` holds blocks `(N / 4) k + q`,
-/// `q = 0, 1, ...`, in order.
+/// the 4x4 transpose of each 128-bit quarter ([`U32s::transpose_quarters`], eight unpacks),
+/// register `k` holds blocks `(N / 4) k + q`, `q = 0, 1, ...`, in output order.
 #[inline(always)]
 fn counters<const N: usize, U: U32s<N>>(first: u32, c: [u32; 3]) -> [U; 4] {
     let order = U::from_array(core::array::from_fn(|l| ((N / 4) * (l % 4) + l / 4) as u32));
@@ -174,7 +165,7 @@ pub(crate) fn portable_in_order<const N: usize, U: U32s<N>>(
     key: [u32; 2],
     _regs: usize,
 ) -> [U; 4] {
-    in_order(portable_x1::<N, U>(counters(first, c), key))
+    U::transpose_quarters(portable_x1::<N, U>(counters(first, c), key))
 }
 
 /// [`blocks_in_order_x2`] in portable operations.
@@ -186,7 +177,7 @@ pub(crate) fn portable_in_order_x2<const N: usize, U: U32s<N>>(
 ) -> ([U; 4], [U; 4]) {
     let second = first.wrapping_add(N as u32);
     let (a, b) = portable_x2::<N, U>(counters(first, c), counters(second, c), key);
-    (in_order(a), in_order(b))
+    (U::transpose_quarters(a), U::transpose_quarters(b))
 }
 
 /// Word 0 of Philox4x32-10 for the eight counters `[c0[l], c1, c2, c3]`: the tie-break words,

@@ -236,21 +236,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             });
         }
         self.validate_rows(cols, x.len(), stats.as_deref())?;
-        let mut stats = stats.map(|s| s.iter_mut());
-        forward_matrix::<K>(
-            &self.scores(),
-            self.finish(),
-            |i| self.mask.span(i, cols),
-            first_row,
-            cols,
-            Some(x),
-            y,
-            |st| {
-                if let Some(slot) = stats.as_mut().and_then(Iterator::next) {
-                    *slot = st;
-                }
-            },
-        );
+        self.matrix(first_row, cols, Some(x), y, stats);
         Ok(())
     }
 
@@ -266,6 +252,19 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         stats: Option<&mut [RowStats]>,
     ) -> Result<(), Error> {
         self.validate_rows(cols, xy.len(), stats.as_deref())?;
+        self.matrix(first_row, cols, None, xy, stats);
+        Ok(())
+    }
+
+    /// [`forward_rows`](Self::forward_rows) (or in place without `x`) after validation.
+    fn matrix(
+        &self,
+        first_row: u64,
+        cols: usize,
+        x: Option<&[f32]>,
+        y: &mut [f32],
+        stats: Option<&mut [RowStats]>,
+    ) {
         let mut stats = stats.map(|s| s.iter_mut());
         forward_matrix::<K>(
             &self.scores(),
@@ -273,15 +272,14 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             |i| self.mask.span(i, cols),
             first_row,
             cols,
-            None,
-            xy,
+            x,
+            y,
             |st| {
                 if let Some(slot) = stats.as_mut().and_then(Iterator::next) {
                     *slot = st;
                 }
             },
         );
-        Ok(())
     }
 
     /// The backward pass of one row (contract §4): given `dy = dL/dY`, writes `dx = dL/dx` for

@@ -508,6 +508,20 @@ fn forward_and_backward_rows_match_keep_on_every_variant() {
     cov.check("forward rows");
 }
 
+/// The cases and expected decisions of the rows of a matrix: `c0`'s key and probability, row
+/// ids `first_row ..`, `cols` columns each.
+fn matrix_cases(c0: &Case, first_row: u64, rows: usize, cols: usize) -> (Vec<Case>, Vec<Truth>) {
+    let cases: Vec<Case> = (0..rows)
+        .map(|i| Case {
+            row: first_row + i as u64,
+            n: cols,
+            ..*c0
+        })
+        .collect();
+    let truths = cases.iter().map(|c| truth(c, cols)).collect();
+    (cases, truths)
+}
+
 #[test]
 fn banded_matrices_match_keep_on_every_variant() {
     let (rows, cols) = (4, 12345);
@@ -518,14 +532,7 @@ fn banded_matrices_match_keep_on_every_variant() {
         let masks = banded(rows);
         let (name, mask, bands) = &masks[ci % masks.len()];
         let x = row(&mut rng(0xBA + ci as u64), rows * cols, -4.0, 4.0);
-        let rows_cases: Vec<Case> = (0..rows)
-            .map(|i| Case {
-                row: first_row + i as u64,
-                n: cols,
-                ..*c0
-            })
-            .collect();
-        let truths: Vec<Truth> = rows_cases.iter().map(|c| truth(c, cols)).collect();
+        let (rows_cases, truths) = matrix_cases(c0, first_row, rows, cols);
         for (i, t) in truths.iter().enumerate() {
             cov.add_range(t, bands[i].clone());
         }
@@ -563,14 +570,7 @@ fn whole_row_matrices_match_keep_on_every_variant() {
     let mut cov = Coverage::default();
     for (ci, c0) in cases(1).iter().enumerate() {
         let x = row(&mut rng(0xD0 + ci as u64), rows * cols, -4.0, 4.0);
-        let rows_cases: Vec<Case> = (0..rows)
-            .map(|i| Case {
-                row: first_row + i as u64,
-                n: cols,
-                ..*c0
-            })
-            .collect();
-        let truths: Vec<Truth> = rows_cases.iter().map(|c| truth(c, cols)).collect();
+        let (rows_cases, truths) = matrix_cases(c0, first_row, rows, cols);
         for t in &truths {
             cov.add(t, cols);
         }
@@ -611,14 +611,7 @@ fn short_row_matrices_match_keep_on_every_variant() {
             );
             let causal = mask != Mask::none();
             let band = |i: usize| 0..if causal { (i + 1).min(cols) } else { cols };
-            let rows_cases: Vec<Case> = (0..rows)
-                .map(|i| Case {
-                    row: first_row + i as u64,
-                    n: cols,
-                    ..*c0
-                })
-                .collect();
-            let truths: Vec<Truth> = rows_cases.iter().map(|c| truth(c, cols)).collect();
+            let (rows_cases, truths) = matrix_cases(c0, first_row, rows, cols);
             for (i, t) in truths.iter().enumerate() {
                 ties += t.ties.iter().filter(|&&j| band(i).contains(&j)).count();
                 columns += band(i).len();

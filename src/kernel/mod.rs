@@ -389,25 +389,48 @@ fn forward_row_with<K: sealed::Passes>(
             sum: k,
         };
     }
+    // With `keep`, the keep bits are generated before pass 2.
+    let prepared = keep.and_then(|keep| Some((prepare_row::<K>(finish, row, span, keep)?, keep)));
     // The masked tail is zeroed by stores spread through the exponentials' loop, where they
     // cost nothing, rather than in a burst before it.
-    // With `keep`, the keep bits are generated before pass 2 (see `Passes::prepare`).
-    let prepared = match (finish, keep) {
-        (Finish::Train(d, key), Some(keep)) => DropPlan::new(&d, key, row).map(|plan| {
-            K::prepare(keep, &plan, lo, hi);
-            (plan, keep, d.rescale())
-        }),
-        _ => None,
-    };
     let sum = K::exp_sum(seg, m, tail);
     between();
     match prepared {
-        Some((plan, keep, rescale)) => {
-            K::finish_prepared(dst, lo, hi, rescale / sum, &plan, keep);
-            RowStats { max: m, sum }
-        }
+        Some((ready, keep)) => finish_prepared_row::<K>(dst, span, m, sum, ready, keep),
         None => finish_row::<K>(finish, dst, span, row, m, sum),
     }
+}
+
+/// What a training row's pass 3 needs after [`prepare_row`]: its plan and rescale.
+type Ready = (DropPlan, f32);
+
+/// Generates a training row's first keep bits for band `span` into `keep`, ahead of its pass 2
+/// ([`sealed::Passes::prepare`]); `None` in evaluation or when no decision needs the generator.
+fn prepare_row<K: sealed::Passes>(
+    finish: Finish,
+    row: u64,
+    (lo, hi): (usize, usize),
+    keep: &mut K::Keep,
+) -> Option<Ready> {
+    let Finish::Train(d, key) = finish else {
+        return None;
+    };
+    let plan = DropPlan::new(&d, key, row)?;
+    K::prepare(keep, &plan, lo, hi);
+    Some((plan, d.rescale()))
+}
+
+/// [`finish_row`] after [`prepare_row`]: the same result.
+fn finish_prepared_row<K: sealed::Passes>(
+    dst: &mut [f32],
+    (lo, hi): (usize, usize),
+    m: f32,
+    sum: f32,
+    (plan, rescale): Ready,
+    keep: &mut K::Keep,
+) -> RowStats {
+    K::finish_prepared(dst, lo, hi, rescale / sum, &plan, keep);
+    RowStats { max: m, sum }
 }
 
 /// Whether scores are plain, `z_j = s * x_j` with `s > 0`: see `Passes::plain_max`.
@@ -496,23 +519,17 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
                 .filter(|m| m.is_finite()),
             _ => None,
         };
-        let plan = match (plain, finish) {
-            (Some(_), Finish::Train(d, key)) if PREPARE => DropPlan::new(&d, key, row),
+        let prepared = match plain {
+            Some(_) if PREPARE => prepare_row::<K>(finish, row, here, &mut keep),
             _ => None,
         };
-        if let Some(plan) = &plan {
-            K::prepare(&mut keep, plan, 0, cols);
-        }
         if let (Some(m), Some(xr)) = (plain, xr)
             && let Some(sum) = K::plain_exp_sum(xr, sc.scale, m, yr)
         {
             look_ahead();
-            record(match (&plan, finish) {
-                (Some(plan), Finish::Train(d, _)) => {
-                    K::finish_prepared(yr, 0, cols, d.rescale() / sum, plan, &mut keep);
-                    RowStats { max: m, sum }
-                }
-                _ => finish_row::<K>(finish, yr, here, row, m, sum),
+            record(match prepared {
+                Some(ready) => finish_prepared_row::<K>(yr, here, m, sum, ready, &mut keep),
+                None => finish_row::<K>(finish, yr, here, row, m, sum),
             });
         } else {
             record(forward_row_with::<K>(
