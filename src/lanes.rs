@@ -36,8 +36,8 @@ pub(crate) trait F32s<const N: usize>:
     fn reduce_add(self) -> f32;
     fn to_bits(self) -> Self::U;
     fn from_bits(u: Self::U) -> Self;
-    /// Lane `l` is `a[l]` where bit `l` of `bits` is set, +0 elsewhere.
-    fn load_kept(a: &[f32; N], bits: u32) -> Self;
+    /// Lane `l` of `self` where bit `l` of `bits` is set, +0 elsewhere.
+    fn kept(self, bits: u32) -> Self;
     /// The last step of [`exp_rr2_p5`](crate::exp): `2^n (1 + t p)`, +0 where `d` is below
     /// [`CUTOFF`], NaN where `d` is NaN. `n` is an integer-valued float, `vn` the same `n` magic-biased (`n + 127`
     /// in its low mantissa bits), for whichever form the build's instructions need.
@@ -99,12 +99,12 @@ fn max4(v: f32x4) -> f32 {
     if y > x { y } else { x }
 }
 
-/// [`F32s::load_kept`] from portable operations: broadcast, test, select.
+/// [`F32s::kept`] from portable operations: broadcast, test, select.
 #[inline(always)]
-fn load_kept_portable<const N: usize, V: F32s<N>>(a: &[f32; N], bits: u32) -> V {
+fn kept_portable<const N: usize, V: F32s<N>>(v: V, bits: u32) -> V {
     let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
     let keep = V::from_bits((V::U::splat(bits) & lane_bits).eq_mask(lane_bits));
-    V::select(keep, V::load(a), V::splat(0.0))
+    V::select(keep, v, V::splat(0.0))
 }
 
 /// [`F32s::exp_finish`]: `2^n` built by shifting the magic-biased `vn` into the exponent field.
@@ -153,13 +153,13 @@ fn exp_finish_avx512(d: f32x16, n: f32x16, t: f32x16, p: f32x16) -> f32x16 {
     wide::bytemuck::cast(safe_arch::m512(r))
 }
 
-/// [`F32s::load_kept`] for 16 lanes: a mask register with AVX-512.
+/// [`F32s::kept`] for 16 lanes: a mask register with AVX-512.
 #[inline(always)]
-fn load_kept16(a: &[f32; 16], bits: u32) -> f32x16 {
+fn kept16(v: f32x16, bits: u32) -> f32x16 {
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    return load_kept_avx512(a, bits);
+    return kept_avx512(v, bits);
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-    return load_kept_portable::<16, f32x16>(a, bits);
+    return kept_portable::<16, f32x16>(v, bits);
 }
 
 /// [`U32s::blocks_in_order`] for 16 lanes: with AVX-512, only the chains of the registers asked
@@ -208,15 +208,15 @@ fn philox16_x1(a: [u32x16; 4], key: [u32; 2]) -> [u32x16; 4] {
     return crate::philox::portable_x1::<16, u32x16>(a, key);
 }
 
-/// [`F32s::load_kept`] with the bits as a mask register: a zero-masked move of all-ones, and
-/// an `and`, where the portable form spends a broadcast, a test and a blend per vector. (A
+/// [`F32s::kept`] with the bits as a mask register: a zero-masked move of all-ones, and an
+/// `and`, where the portable form spends a broadcast, a test and a blend per vector. (A
 /// zero-masked load is shorter still, but a masked load cannot take its data from a store still
-/// in flight, which here is every one: measured slower.)
+/// in flight, which in pass 3 is every one: measured slower.)
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 #[inline(always)]
-fn load_kept_avx512(a: &[f32; 16], bits: u32) -> f32x16 {
+fn kept_avx512(v: f32x16, bits: u32) -> f32x16 {
     let mask: f32x16 = wide::bytemuck::cast(safe_arch::maskz_mov_i32_m512i(bits as u16));
-    f32x16::new(*a) & mask
+    v & mask
 }
 
 /// A hint that the cache line holding `a` is about to be written (`prefetchw` on x86-64).
@@ -289,7 +289,7 @@ macro_rules! impl_lanes {
         $i:ident,
         $b:ident,
         $max_halves:ident,
-        $load_kept:path,
+        $kept:path,
         $transpose:path,
         $in_order:path,
         $in_order_x2:path,
@@ -359,8 +359,8 @@ macro_rules! impl_lanes {
                 wide::bytemuck::cast(u)
             }
             #[inline(always)]
-            fn load_kept(a: &[f32; $n], bits: u32) -> Self {
-                $load_kept(a, bits)
+            fn kept(self, bits: u32) -> Self {
+                $kept(self, bits)
             }
         }
 
@@ -426,7 +426,7 @@ impl_lanes!(
     i32x4,
     u8x16,
     max4,
-    load_kept_portable::<4, Self>,
+    kept_portable::<4, Self>,
     transpose4,
     crate::philox::portable_in_order::<4, Self>,
     crate::philox::portable_in_order_x2::<4, Self>,
@@ -440,7 +440,7 @@ impl_lanes!(
     i32x8,
     u8x32,
     max8,
-    load_kept_portable::<8, Self>,
+    kept_portable::<8, Self>,
     transpose8,
     crate::philox::portable_in_order::<8, Self>,
     crate::philox::portable_in_order_x2::<8, Self>,
@@ -454,7 +454,7 @@ impl_lanes!(
     i32x16,
     u8x64,
     max16,
-    load_kept16,
+    kept16,
     transpose16,
     in_order16,
     in_order16_x2,

@@ -199,6 +199,29 @@ pub(crate) mod sealed {
             let _ = keep;
             Self::finish(dst, lo, hi, factor, Some(plan));
         }
+        /// Rows of at most this many columns may go to [`short_row`](Self::short_row)
+        /// (0: never).
+        const SHORT: usize = 0;
+        /// A whole row (logits read from `src`, or from `dst` when `None`) of at most
+        /// [`SHORT`](Self::SHORT) columns, band `lo < hi`, done in registers, its scores as
+        /// [`scores`](Self::scores) gives them: the three passes without storing between them, `dst` written
+        /// once, zeros outside the band. `y_j = e_j * (rescale / S)`, or 0 where `plan` drops
+        /// column `j` (keep bits through `keep` when given, as [`prepare`](Self::prepare)
+        /// would). Returns `(m, S)`, or `None`, having written nothing, when the row is special
+        /// (a NaN, `+inf` or no finite visible score) or not short.
+        #[allow(clippy::too_many_arguments)]
+        fn short_row(
+            src: Option<&[f32]>,
+            sc: &Scores<'_>,
+            dst: &mut [f32],
+            span: (usize, usize),
+            rescale: f32,
+            plan: Option<&DropPlan>,
+            keep: Option<&mut Self::Keep>,
+        ) -> Option<(f32, f32)> {
+            let _ = (src, sc, dst, span, rescale, plan, keep);
+            None
+        }
         /// `dst[..] = +0`, as plain vector stores: a `memset` call (what `fill` becomes) is a
         /// burst the core cannot overlap with the compute around it.
         fn zero(dst: &mut [f32]);
@@ -334,9 +357,15 @@ fn forward_row_with<K: sealed::Passes>(
     dst: &mut [f32],
     ahead: Option<Pass1>,
     between: impl FnOnce(),
-    keep: Option<&mut K::Keep>,
+    mut keep: Option<&mut K::Keep>,
 ) -> RowStats {
     let (lo, hi) = span;
+    if ahead.is_none()
+        && short_rows::<K>(dst.len())
+        && let Some(stats) = short_row::<K>(sc, finish, span, row, src, dst, keep.as_deref_mut())
+    {
+        return stats;
+    }
     let (head, rest) = dst.split_at_mut(lo.min(dst.len()));
     if !head.is_empty() {
         K::zero(head);
@@ -399,6 +428,31 @@ fn forward_row_with<K: sealed::Passes>(
         Some((ready, keep)) => finish_prepared_row::<K>(dst, span, m, sum, ready, keep),
         None => finish_row::<K>(finish, dst, span, row, m, sum),
     }
+}
+
+/// Whether rows of `n` columns go to [`short_row`] first.
+fn short_rows<K: sealed::Passes>(n: usize) -> bool {
+    n <= K::SHORT
+}
+
+/// A row in registers ([`sealed::Passes::short_row`]), or `None` (nothing written) when it is
+/// special or not short.
+fn short_row<K: sealed::Passes>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    span: (usize, usize),
+    row: u64,
+    src: Option<&[f32]>,
+    dst: &mut [f32],
+    keep: Option<&mut K::Keep>,
+) -> Option<RowStats> {
+    let (rescale, plan) = match finish {
+        Finish::Eval => (1.0, None),
+        Finish::Train(d, _) if d.drops_all() => return None,
+        Finish::Train(d, key) => (d.rescale(), DropPlan::new(&d, key, row)),
+    };
+    let (max, sum) = K::short_row(src, sc, dst, span, rescale, plan.as_ref(), keep)?;
+    Some(RowStats { max, sum })
 }
 
 /// What a training row's pass 3 needs after [`prepare_row`]: its plan and rescale.
@@ -483,6 +537,31 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
 ) {
     let mut keep = K::new_keep();
     let c = cols.max(1);
+    if short_rows::<K>(cols) {
+        // Rows done in registers: nothing to pipeline, and no pass 1 may run ahead (it would
+        // store scores over a row in place).
+        let mut xs = x.map(|x| x.chunks_exact(c));
+        for (i, yr) in y.chunks_exact_mut(c).enumerate() {
+            let xr = match xs.as_mut().map(Iterator::next) {
+                Some(None) => return debug_assert!(false, "x shorter than y"),
+                xr => xr.flatten(),
+            };
+            let row = first_row.wrapping_add(i as u64);
+            let keep = PREPARE.then_some(&mut keep);
+            record(forward_row_with::<K>(
+                sc,
+                finish,
+                span(i),
+                row,
+                xr,
+                yr,
+                None,
+                || (),
+                keep,
+            ));
+        }
+        return;
+    }
     let (mut xs, mut ys) = (x, y);
     let mut ahead = None;
     let mut i = 0;

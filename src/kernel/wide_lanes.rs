@@ -392,6 +392,170 @@ fn plain_exp_sum<const N: usize, V: F32s<N>>(
     (!sum.is_nan()).then_some(sum)
 }
 
+/// Chunks of `N` columns in a row that [`short_row`] does in registers.
+const SHORT_CHUNKS: usize = 4;
+
+/// `Passes::short_row`: rows of `N ..= 4 N` columns in registers, dispatched on their number
+/// of chunks, so that a matrix of them runs one loop without branches on the length.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn short_row<const N: usize, V: F32s<N>>(
+    src: Option<&[f32]>,
+    sc: &Scores<'_>,
+    dst: &mut [f32],
+    span: (usize, usize),
+    rescale: f32,
+    plan: Option<&DropPlan>,
+    keep: Option<&mut Prepared<N>>,
+) -> Option<(f32, f32)> {
+    let n = dst.len();
+    if src.is_some_and(|x| x.len() != n) || n < N || span.0 >= span.1 || span.1 > n {
+        return None;
+    }
+    if sc.bias.is_some_and(|b| b.len() < n) {
+        return None;
+    }
+    let row = (src, sc, dst, span, rescale, plan, keep);
+    match n.div_ceil(N) {
+        1 => in_registers::<N, V, 1>(row),
+        2 => in_registers::<N, V, 2>(row),
+        3 => in_registers::<N, V, 3>(row),
+        4 => in_registers::<N, V, 4>(row),
+        _ => None,
+    }
+}
+
+/// The arguments of [`short_row`].
+type ShortRow<'a, 'b, const N: usize> = (
+    Option<&'a [f32]>,
+    &'a Scores<'a>,
+    &'a mut [f32],
+    (usize, usize),
+    f32,
+    Option<&'a DropPlan>,
+    Option<&'b mut Prepared<N>>,
+);
+
+/// A row of `(C - 1) N < n <= C N` columns, `n >= N`, as `C` chunks: chunk `k` holds the
+/// columns from `k N`, except that a last chunk past the row's end holds its last `N` columns
+/// (those of the chunk before it masked out). Masked lanes are `-inf` scores, so exactly 0.
+#[inline(always)]
+fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
+    (src, sc, dst, (lo, hi), rescale, plan, keep): ShortRow<'_, '_, N>,
+) -> Option<(f32, f32)> {
+    let n = dst.len();
+    let base = |k: usize| (k * N).min(n - N);
+    // The keep bits first: the generator's chain of rounds then overlaps the arithmetic below.
+    let mut local = None;
+    let mask = match (plan, keep) {
+        (Some(plan), Some(keep)) => {
+            keep.prepare::<V::U>(plan, lo, hi);
+            Some(Keep::Reused(&mut keep.mask))
+        }
+        (Some(plan), None) => {
+            let mask = local.insert(BlockMask::<N, 4>::new());
+            mask.fill::<V::U, true>(plan, 0, hi);
+            Some(Keep::Local(mask))
+        }
+        (None, _) => None,
+    };
+    let x = src.unwrap_or(dst);
+    let mut z = [V::splat(f32::NEG_INFINITY); C];
+    for (k, z) in z.iter_mut().enumerate() {
+        *z = visible_scores::<N, V>(x, sc, base(k), lo.max(k * N), hi);
+    }
+    let mut vm = z[0];
+    for &z in z.iter().skip(1) {
+        vm = vm.max_fast(z);
+    }
+    let m = vm.reduce_max();
+    let vm = V::splat(m);
+    let mut e = z;
+    for e in e.iter_mut() {
+        *e = exp_rr2_p5::<N, V>(*e - vm);
+    }
+    let mut total = e[0];
+    for &e in e.iter().skip(1) {
+        total = total + e;
+    }
+    let sum = total.reduce_add();
+    // A NaN score, `+inf` (`inf - inf`) or no finite visible score (`-inf - -inf`).
+    if sum.is_nan() {
+        return None;
+    }
+    let factor = V::splat(rescale / sum);
+    let bits = mask.as_ref().map_or(u64::MAX, Keep::bits);
+    // The last chunk first: when it overlaps the one before, that one's stores win.
+    for k in (0..C).rev() {
+        let b = base(k);
+        let y = (e[k] * factor).kept((bits >> b) as u32);
+        if let Some(c) = dst
+            .get_mut(b..b + N)
+            .and_then(|c| c.as_chunks_mut::<N>().0.first_mut())
+        {
+            y.store(c);
+        }
+    }
+    if let (Some(plan), Some(mut mask)) = (plan, mask) {
+        mask.fix_up(plan, dst);
+    }
+    Some((m + 0.0, sum))
+}
+
+/// The scores of the `N` columns from `b` that are visible (`from <= j < hi` and the column mask),
+/// `-inf` elsewhere, as pass 1 defines them (see `scores`), so that they are the same bits.
+#[inline(always)]
+fn visible_scores<const N: usize, V: F32s<N>>(
+    x: &[f32],
+    sc: &Scores<'_>,
+    b: usize,
+    from: usize,
+    hi: usize,
+) -> V {
+    let neg_inf = V::splat(f32::NEG_INFINITY);
+    let Some(c) = chunk_at::<N>(x, b) else {
+        return neg_inf;
+    };
+    let (xv, vs, zero) = (V::load(c), V::splat(sc.scale), V::splat(0.0));
+    let z = match sc.bias.and_then(|bias| chunk_at::<N>(bias, b)) {
+        Some(bias) => score_chunk::<N, V, true, true>(vs, xv, V::load(bias)),
+        None if sc.scale <= 0.0 => score_chunk::<N, V, false, true>(vs, xv, zero),
+        None => score_chunk::<N, V, false, false>(vs, xv, zero),
+    };
+    // As i32 comparisons: `from - 1 < j < hi` (`-1 < j` when `from` is 0).
+    let j = V::U::from_array(core::array::from_fn(|l| (b + l) as u32));
+    let from = V::U::splat((from as u32).wrapping_sub(1));
+    let mut visible = j.gt_mask_i32(from) & V::U::splat(hi as u32).gt_mask_i32(j);
+    if !matches!(sc.columns, Columns::All) {
+        let lane_bits = V::U::from_array(core::array::from_fn(|l| 1 << l));
+        let shown = (0..N).fold(0, |a, l| a | u32::from(sc.columns.visible(b + l)) << l);
+        visible = visible & (V::U::splat(shown) & lane_bits).eq_mask(lane_bits);
+    }
+    V::select(V::from_bits(visible), z, neg_inf)
+}
+
+/// The block mask of a short row: the matrix's, or one of its own.
+enum Keep<'a, const N: usize> {
+    Reused(&'a mut BlockMask<N, LONG_SLOTS>),
+    Local(&'a mut BlockMask<N, 4>),
+}
+
+impl<const N: usize> Keep<'_, N> {
+    fn bits(&self) -> u64 {
+        match self {
+            Keep::Reused(m) => m.bits[0],
+            Keep::Local(m) => m.bits[0],
+        }
+    }
+
+    fn fix_up(&mut self, plan: &DropPlan, out: &mut [f32]) {
+        match self {
+            Keep::Reused(m) => m.fix_up(plan, out, 0),
+            Keep::Local(m) => m.fix_up(plan, out, 0),
+        }
+    }
+}
+
 /// Slots of 64 columns whose keep bits a row's pass 3 generates together when its block mask
 /// is made per row: 1024 columns, 64 main blocks. (4096 measured 3 % slower on causal rows of
 /// 385-640 columns, 2026-11-28: the larger bit array zeroed per row.)
@@ -788,7 +952,7 @@ fn apply_kept<const N: usize, V: F32s<N>, const S: usize>(
         for (span, &bits) in block.chunks_mut(64).zip(mask.bits.iter().skip(slot0)) {
             let (chunks, tail) = span.as_chunks_mut::<N>();
             for (q, c) in chunks.iter_mut().enumerate() {
-                (V::load_kept(c, (bits >> (q * N)) as u32) * vf).store(c);
+                (V::load(c).kept((bits >> (q * N)) as u32) * vf).store(c);
             }
             // The row's last few columns (fewer than N).
             let first = chunks.len() * N;
@@ -953,6 +1117,18 @@ macro_rules! wide_passes {
                 keep: &mut Self::Keep,
             ) {
                 apply_kept::<$n, $v, LONG_SLOTS>(dst, lo, hi, factor, plan, &mut keep.mask, true)
+            }
+            const SHORT: usize = SHORT_CHUNKS * $n;
+            fn short_row(
+                src: Option<&[f32]>,
+                sc: &Scores<'_>,
+                dst: &mut [f32],
+                span: (usize, usize),
+                rescale: f32,
+                plan: Option<&DropPlan>,
+                keep: Option<&mut Self::Keep>,
+            ) -> Option<(f32, f32)> {
+                short_row::<$n, $v>(src, sc, dst, span, rescale, plan, keep)
             }
             fn zero(dst: &mut [f32]) {
                 // An opaque zero keeps the loop from being turned back into `memset`.
