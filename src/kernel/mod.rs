@@ -547,18 +547,14 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
                 xr => xr.flatten(),
             };
             let row = first_row.wrapping_add(i as u64);
-            let keep = PREPARE.then_some(&mut keep);
-            record(forward_row_with::<K>(
-                sc,
-                finish,
-                span(i),
-                row,
-                xr,
-                yr,
-                None,
-                || (),
-                keep,
-            ));
+            let here = span(i);
+            let mut keep = PREPARE.then_some(&mut keep);
+            record(
+                match short_row::<K>(sc, finish, here, row, xr, yr, keep.as_deref_mut()) {
+                    Some(stats) => stats,
+                    None => forward_row_with::<K>(sc, finish, here, row, xr, yr, None, || (), keep),
+                },
+            );
         }
         return;
     }

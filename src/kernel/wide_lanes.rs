@@ -460,10 +460,16 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
         (None, _) => None,
     };
     let x = src.unwrap_or(dst);
-    let mut z = [V::splat(f32::NEG_INFINITY); C];
-    for (k, z) in z.iter_mut().enumerate() {
-        *z = visible_scores::<N, V>(x, sc, base(k), lo.max(k * N), hi);
-    }
+    let z = match plain_chunks::<N, V, C>(x, sc, lo, hi) {
+        Some(z) => z,
+        None => {
+            let mut z = [V::splat(f32::NEG_INFINITY); C];
+            for (k, z) in z.iter_mut().enumerate() {
+                *z = visible_scores::<N, V>(x, sc, base(k), lo.max(k * N), hi);
+            }
+            z
+        }
+    };
     let mut vm = z[0];
     for &z in z.iter().skip(1) {
         vm = vm.max_fast(z);
@@ -485,21 +491,70 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
     }
     let factor = V::splat(rescale / sum);
     let bits = mask.as_ref().map_or(u64::MAX, Keep::bits);
-    // The last chunk first: when it overlaps the one before, that one's stores win.
-    for k in (0..C).rev() {
-        let b = base(k);
-        let y = (e[k] * factor).kept((bits >> b) as u32);
-        if let Some(c) = dst
-            .get_mut(b..b + N)
-            .and_then(|c| c.as_chunks_mut::<N>().0.first_mut())
-        {
-            y.store(c);
+    let y = |k: usize| (e[k] * factor).kept((bits >> base(k)) as u32);
+    match dst.as_chunks_mut::<N>() {
+        (chunks, []) if chunks.len() == C => {
+            for (k, d) in chunks.iter_mut().enumerate() {
+                y(k).store(d);
+            }
+        }
+        _ => {
+            // The last chunk first: when it overlaps the one before, that one's stores win.
+            for k in (0..C).rev() {
+                let (b, y) = (base(k), y(k));
+                if let Some(c) = dst
+                    .get_mut(b..b + N)
+                    .and_then(|c| c.as_chunks_mut::<N>().0.first_mut())
+                {
+                    y.store(c);
+                }
+            }
         }
     }
     if let (Some(plan), Some(mut mask)) = (plan, mask) {
         mask.fix_up(plan, dst);
     }
     Some((m + 0.0, sum))
+}
+
+/// The scores of a row of exactly `C N` plain scores (see `Passes::plain_max`), `-inf` outside
+/// `lo..hi`; `None` for any other row. The common case, without the bounds checks and branches
+/// per chunk of [`visible_scores`], which cost more instructions than the chunk's arithmetic.
+#[inline(always)]
+fn plain_chunks<const N: usize, V: F32s<N>, const C: usize>(
+    x: &[f32],
+    sc: &Scores<'_>,
+    lo: usize,
+    hi: usize,
+) -> Option<[V; C]> {
+    if sc.scale <= 0.0 || sc.bias.is_some() || !matches!(sc.columns, Columns::All) {
+        return None;
+    }
+    let (chunks, []) = x.as_chunks::<N>() else {
+        return None;
+    };
+    let chunks = <&[[f32; N]; C]>::try_from(chunks).ok()?;
+    let vs = V::splat(sc.scale);
+    let zero = V::splat(0.0);
+    let mut z = [zero; C];
+    for (z, c) in z.iter_mut().zip(chunks) {
+        *z = score_chunk::<N, V, false, false>(vs, V::load(c), zero);
+    }
+    if lo > 0 || hi < C * N {
+        // As i32 comparisons: `lo - 1 < j < hi` (`-1 < j` when `lo` is 0).
+        let mut j = V::U::from_array(core::array::from_fn(|l| l as u32));
+        let (from, to) = (
+            V::U::splat((lo as u32).wrapping_sub(1)),
+            V::U::splat(hi as u32),
+        );
+        let neg_inf = V::splat(f32::NEG_INFINITY);
+        for z in z.iter_mut() {
+            let visible = j.gt_mask_i32(from) & to.gt_mask_i32(j);
+            *z = V::select(V::from_bits(visible), *z, neg_inf);
+            j = j + V::U::splat(N as u32);
+        }
+    }
+    Some(z)
 }
 
 /// The scores of the `N` columns from `b` that are visible (`from <= j < hi` and the column mask),
