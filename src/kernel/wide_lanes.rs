@@ -511,7 +511,9 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
             }
         }
     }
-    if let (Some(plan), Some(mut mask)) = (plan, mask) {
+    if let (Some(plan), Some(mut mask)) = (plan, mask)
+        && mask.tied()
+    {
         mask.fix_up(plan, dst);
     }
     Some((m + 0.0, sum))
@@ -600,6 +602,15 @@ impl<const N: usize> Keep<'_, N> {
         match self {
             Keep::Reused(m) => m.bits[0],
             Keep::Local(m) => m.bits[0],
+        }
+    }
+
+    /// Whether ties wait for [`Self::fix_up`] (one row in four of 64 columns).
+    #[inline(always)]
+    fn tied(&self) -> bool {
+        match self {
+            Keep::Reused(m) => m.ties.len > 0,
+            Keep::Local(m) => m.ties.len > 0,
         }
     }
 
