@@ -448,7 +448,8 @@ fn short_row<K: sealed::Passes>(
 ) -> Option<RowStats> {
     let (rescale, plan) = match finish {
         Finish::Eval => (1.0, None),
-        Finish::Train(d, _) if d.drops_all() => return None,
+        // Every output `+0 = 0 * e_j`, the statistics those of evaluation.
+        Finish::Train(d, _) if d.drops_all() => (0.0, None),
         Finish::Train(d, key) => (d.rescale(), DropPlan::new(&d, key, row)),
     };
     let (max, sum) = K::short_row(src, sc, dst, span, rescale, plan.as_ref(), keep)?;
