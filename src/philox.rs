@@ -368,20 +368,21 @@ pub(crate) mod avx512 {
         chains_in_order(chains, key)
     }
 
-    /// Blocks 0-3 of the dropout main stream (counters `[b, 0, R as u32, (R >> 32) as u32]`, as
-    /// `dropout::main_counter` makes them) of the 8 rows with global ids `R = row .. row + 8`
-    /// (wrapping): element `i` holds row `row + i`'s, in output order, i.e. the bytes deciding
-    /// its columns 0-63. Four chains of 8 blocks, a row per half: 32 blocks at full throughput,
-    /// where a row of 64 columns alone is one latency-bound chain of 4.
+    /// Blocks `0 .. B` of the dropout main stream (counters `[b, 0, R as u32, (R >> 32) as u32]`,
+    /// as `dropout::main_counter` makes them) of the `32 / B` rows with global ids
+    /// `R = row .. row + 32 / B` (wrapping), `B` = 4 or 8, in output order: register `e` holds
+    /// the bytes deciding columns `64 (e % (B / 4)) ..` of row `row + e / (B / 4)`, i.e. a row of
+    /// 64 columns per register, or of 128 per two. Four chains of 8 blocks: 32 blocks at full
+    /// throughput, where a row of 64 or 128 columns alone is one latency-bound chain of 4 or 8.
     #[inline(always)]
-    pub(crate) fn rows_ahead(row: u64, key: [u32; 2]) -> [u32x16; 8] {
+    pub(crate) fn rows_ahead<const B: usize>(row: u64, key: [u32; 2]) -> [u32x16; 8] {
         let chains: [Eight; 4] = core::array::from_fn(|i| {
-            let r = |k: usize| row.wrapping_add((2 * i + k / 4) as u64);
+            let r = |k: usize| row.wrapping_add((8 / B * i + k / B) as u64);
             let w = |f: &dyn Fn(usize) -> u32| -> m512i {
                 wide::bytemuck::cast::<[u64; 8], m512i>(core::array::from_fn(|k| u64::from(f(k))))
             };
             [
-                w(&|k| (k % 4) as u32),
+                w(&|k| (k % B) as u32),
                 w(&|_| 0),
                 w(&|k| r(k) as u32),
                 w(&|k| (r(k) >> 32) as u32),

@@ -590,27 +590,34 @@ fn whole_row_matrices_match_keep_on_every_variant() {
 
 #[test]
 fn short_row_matrices_match_keep_on_every_variant() {
-    // Rows of at most 64 columns in a matrix: with AVX-512, their main streams are generated
-    // eight rows at a time ahead of need. Forty rows cross several such batches and, from row id
-    // 2^32 - 20, the global row id's high word; the second key's offset wraps it past 2^64.
+    // Rows of at most 128 columns in a matrix: with AVX-512, their main streams are generated
+    // eight rows (up to 64 columns) or four rows (65-128) at a time ahead of need. Forty rows
+    // cross several such batches and, from row id 2^32 - 20, the global row id's high word; the
+    // second key's offset wraps it past 2^64.
     let first_row = (1u64 << 32) - 20;
-    let shapes: [(usize, usize, Mask<'static>); 3] = [
-        (40, 64, Mask::none()),
-        (40, 50, Mask::none()),
+    // (rows, columns, causal query position of the first row)
+    let shapes: [(usize, usize, Option<usize>); 6] = [
+        (40, 64, None),
+        (40, 50, None),
+        (40, 128, None),
+        (40, 100, None),
         // Row i sees columns 0..=i (rows 63 and up: every column).
-        (80, 64, Mask::causal(0)),
+        (80, 64, Some(0)),
+        // Row i sees columns 0..=i+3: rows of up to 64 visible columns (a batch of eight rows
+        // ends past the last of them), then of 65-128.
+        (140, 128, Some(3)),
     ];
     let (mut ties, mut columns) = (0, 0);
     for (ci, c0) in cases(1).iter().enumerate() {
-        for (si, &(rows, cols, mask)) in shapes.iter().enumerate() {
+        for (si, &(rows, cols, causal)) in shapes.iter().enumerate() {
             let x = row(
                 &mut rng(0xE0 + (3 * ci + si) as u64),
                 rows * cols,
                 -4.0,
                 4.0,
             );
-            let causal = mask != Mask::none();
-            let band = |i: usize| 0..if causal { (i + 1).min(cols) } else { cols };
+            let mask = causal.map_or(Mask::none(), Mask::causal);
+            let band = |i: usize| 0..causal.map_or(cols, |q| (q + i + 1).min(cols));
             let (rows_cases, truths) = matrix_cases(c0, first_row, rows, cols);
             for (i, t) in truths.iter().enumerate() {
                 ties += t.ties.iter().filter(|&&j| band(i).contains(&j)).count();

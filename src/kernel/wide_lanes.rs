@@ -449,7 +449,7 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
     let mut local = None;
     let mask = match (plan, keep) {
         (Some(plan), Some(keep)) => {
-            keep.prepare::<V::U>(plan, lo, hi);
+            keep.prepare_short::<V::U>(plan, lo, hi);
             Some(Keep::Reused(&mut keep.mask))
         }
         (Some(plan), None) => {
@@ -682,8 +682,9 @@ impl Ties {
 )]
 pub struct Prepared<const N: usize> {
     mask: BlockMask<N, LONG_SLOTS>,
-    /// Main-stream bytes (columns 0-63) of the rows with global ids `ahead_row ..
-    /// ahead_row + ahead_len`.
+    /// Main-stream bytes of the rows with global ids `ahead_row .. ahead_row + ahead_len`
+    /// (`philox::avx512::rows_ahead`): blocks 0-3 (columns 0-63) of 8 rows, or blocks 0-7
+    /// (columns 0-127) of 4.
     ahead: [[u32; 16]; 8],
     ahead_row: u64,
     ahead_len: u64,
@@ -703,21 +704,58 @@ impl<const N: usize> Prepared<N> {
     #[inline(always)]
     fn prepare<U: U32s<N>>(&mut self, plan: &DropPlan, lo: usize, hi: usize) {
         #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+        if N == 16 && plan.col0 == 0 && (65..=128).contains(&hi) {
+            return self.from_ahead_128::<U>(plan, hi);
+        }
+        self.prepare_short::<U>(plan, lo, hi);
+    }
+
+    /// [`Self::prepare`] without the case of rows of 65-128 columns (so without its call, which
+    /// inlined made rows done in registers 13 % slower, and out of line 10 %: benches/ab,
+    /// 1024 x 64 training).
+    #[inline(always)]
+    fn prepare_short<U: U32s<N>>(&mut self, plan: &DropPlan, lo: usize, hi: usize) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
         if N == 16 && plan.col0 == 0 && hi <= 64 {
             let row = u64::from(plan.row[0]) | u64::from(plan.row[1]) << 32;
             let mut k = row.wrapping_sub(self.ahead_row);
-            if k >= self.ahead_len {
-                self.ahead =
-                    crate::philox::avx512::rows_ahead(row, plan.key).map(wide::u32x16::to_array);
+            if k >= self.ahead_len || self.ahead_len != 8 {
+                self.ahead = crate::philox::avx512::rows_ahead::<4>(row, plan.key)
+                    .map(wide::u32x16::to_array);
                 (self.ahead_row, self.ahead_len, k) = (row, 8, 0);
             }
             let bytes = self.ahead.get(k as usize % 8).unwrap_or(&[0; 16]);
             let reg = U::from_array(core::array::from_fn(|l| bytes[l % 16]));
-            self.mask.fill_row64(plan, reg, hi);
+            let z = U::splat(0);
+            self.mask.fill_first(plan, [reg, z], hi);
             return;
         }
         self.mask
             .fill::<U, true>(plan, first_group(plan, lo), plan.col0 + hi);
+    }
+}
+
+impl<const N: usize> Prepared<N> {
+    /// [`Self::prepare`] for a row of 65-128 columns with AVX-512: its main stream (blocks 0-7)
+    /// from the batch of the 4 rows ahead, made when it lacks the row. Out of line, unlike its
+    /// twin for rows of up to 64 columns in [`Self::prepare_short`], so as not to weigh on rows
+    /// done in registers.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    #[inline(never)]
+    fn from_ahead_128<U: U32s<N>>(&mut self, plan: &DropPlan, hi: usize) {
+        let row = u64::from(plan.row[0]) | u64::from(plan.row[1]) << 32;
+        let mut k = row.wrapping_sub(self.ahead_row);
+        // A batch of rows of 64 columns has 8, of 128 columns 4.
+        if k >= self.ahead_len || self.ahead_len != 4 {
+            self.ahead =
+                crate::philox::avx512::rows_ahead::<8>(row, plan.key).map(wide::u32x16::to_array);
+            (self.ahead_row, self.ahead_len, k) = (row, 4, 0);
+        }
+        let reg = |i: usize| {
+            let bytes = self.ahead.get(2 * k as usize % 8 + i).unwrap_or(&[0; 16]);
+            U::from_array(core::array::from_fn(|l| bytes[l % 16]))
+        };
+        self.mask.fill_first(plan, [reg(0), reg(1)], hi);
     }
 }
 
@@ -789,17 +827,17 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
         self.ties.len = len;
     }
 
-    /// As [`Self::fill`] with `DEFER` for a row of at most 64 columns (`end <= 64`), given its
-    /// main-stream bytes in `bytes` (blocks 0-3 in order).
+    /// As [`Self::fill`] with `DEFER` for a row of at most `16 N` columns (`end`; 128 with 16
+    /// lanes), given its main-stream bytes in `bytes` (blocks in order, 4 per register).
     #[cfg_attr(
         not(all(target_arch = "x86_64", target_feature = "avx512f")),
         allow(dead_code)
     )]
     #[inline(always)]
-    fn fill_row64<U: U32s<N>>(&mut self, plan: &DropPlan, bytes: U, end: usize) {
+    fn fill_first<U: U32s<N>>(&mut self, plan: &DropPlan, [a, b]: [U; 2], end: usize) {
         self.first = 0;
         let z = U::splat(0);
-        self.ties.len = self.record(plan, 0, end.div_ceil(64), 0, [bytes, z, z, z]);
+        self.ties.len = self.record(plan, 0, end.div_ceil(64), 0, [a, b, z, z]);
     }
 
     /// Turns the four registers of job `job` (its blocks' bytes in order) into keep bits (tied
