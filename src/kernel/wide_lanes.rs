@@ -705,7 +705,7 @@ impl<const N: usize> Prepared<N> {
     fn prepare<U: U32s<N>>(&mut self, plan: &DropPlan, lo: usize, hi: usize) {
         #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
         if N == 16 && plan.col0 == 0 && (65..=128).contains(&hi) {
-            return self.from_ahead_128::<U>(plan, hi);
+            return self.prepare_128::<U>(plan, hi);
         }
         self.prepare_short::<U>(plan, lo, hi);
     }
@@ -742,7 +742,7 @@ impl<const N: usize> Prepared<N> {
     /// done in registers.
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
     #[inline(never)]
-    fn from_ahead_128<U: U32s<N>>(&mut self, plan: &DropPlan, hi: usize) {
+    fn prepare_128<U: U32s<N>>(&mut self, plan: &DropPlan, hi: usize) {
         let row = u64::from(plan.row[0]) | u64::from(plan.row[1]) << 32;
         let mut k = row.wrapping_sub(self.ahead_row);
         // A batch of rows of 64 columns has 8, of 128 columns 4.
