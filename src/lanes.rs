@@ -181,7 +181,29 @@ fn in_order16(first: u32, c: [u32; 3], key: [u32; 2], regs: usize) -> [u32x16; 4
         }
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-    return crate::philox::portable_in_order::<16, u32x16>(first, c, key, regs);
+    {
+        use crate::philox::portable_in_order;
+        // Only the blocks asked for, in narrower lanes: a row of 64 columns needs 4 blocks,
+        // which 16 lanes would compute as 16 (rows of 64 columns on SSE2 spent ~3 ns/element).
+        let z = u32x16::splat(0);
+        let cast = wide::bytemuck::cast::<[u32x4; 4], u32x16>;
+        if regs <= 1 {
+            // Register `i` of 4 lanes is block `first + i`.
+            [
+                cast(portable_in_order::<4, u32x4>(first, c, key, 4)),
+                z,
+                z,
+                z,
+            ]
+        } else if regs <= 2 {
+            // Register `i` of 8 lanes is blocks `first + 2 i`, `first + 2 i + 1`.
+            let [a, b, d, e] = portable_in_order::<8, u32x8>(first, c, key, 4);
+            let half = wide::bytemuck::cast::<[u32x8; 2], u32x16>;
+            [half([a, b]), half([d, e]), z, z]
+        } else {
+            portable_in_order::<16, u32x16>(first, c, key, regs)
+        }
+    }
 }
 
 /// [`U32s::blocks_in_order_x2`] for 16 lanes: four chains of 8 blocks with AVX-512. (Three
