@@ -231,9 +231,10 @@ fn philox16_x1(a: [u32x16; 4], key: [u32; 2]) -> [u32x16; 4] {
 }
 
 /// [`F32s::kept`] with the bits as a mask register: a zero-masked move of all-ones, and an
-/// `and`, where the portable form spends a broadcast, a test and a blend per vector. (A
-/// zero-masked load is shorter still, but a masked load cannot take its data from a store still
-/// in flight, which in pass 3 is every one: measured slower.)
+/// `and`, where the portable form spends a broadcast, a test and a blend per vector. LLVM folds
+/// it into the instruction before: pass 3's `(load * factor).kept(bits)` becomes one zero-masked
+/// multiply from memory per chunk (`load.kept(bits) * factor` became a zero-masked load and a
+/// multiply; 1 % slower training at 256 x 1024, medians of benches/ab, 2026-11-28).
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 #[inline(always)]
 fn kept_avx512(v: f32x16, bits: u32) -> f32x16 {

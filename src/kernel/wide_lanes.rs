@@ -1056,7 +1056,7 @@ fn apply_kept<const N: usize, V: F32s<N>, const S: usize>(
         for (span, &bits) in block.chunks_mut(64).zip(mask.bits.iter().skip(slot0)) {
             let (chunks, tail) = span.as_chunks_mut::<N>();
             for (q, c) in chunks.iter_mut().enumerate() {
-                (V::load(c).kept((bits >> (q * N)) as u32) * vf).store(c);
+                (V::load(c) * vf).kept((bits >> (q * N)) as u32).store(c);
             }
             // The row's last few columns (fewer than N).
             let first = chunks.len() * N;
