@@ -710,9 +710,9 @@ impl<const N: usize> Prepared<N> {
         self.prepare_short::<U>(plan, lo, hi);
     }
 
-    /// [`Self::prepare`] without the case of rows of 65-128 columns (so without its call, which
-    /// inlined made rows done in registers 13 % slower, and out of line 10 %: benches/ab,
-    /// 1024 x 64 training).
+    /// [`Self::prepare`] without the case of rows of 65-128 columns, for rows done in registers.
+    /// (One routine generic over both kinds of batch, inlined here or not, made them 10-13 %
+    /// slower: benches/ab, 1024 x 64 training.)
     #[inline(always)]
     fn prepare_short<U: U32s<N>>(&mut self, plan: &DropPlan, lo: usize, hi: usize) {
         #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
