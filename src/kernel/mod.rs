@@ -366,7 +366,7 @@ fn forward_row_with<K: sealed::Passes>(
 ) -> RowStats {
     let (lo, hi) = span;
     if ahead.is_none()
-        && short_rows::<K>(dst.len())
+        && is_short::<K>(dst.len())
         && let Some(stats) = short_row::<K>(sc, finish, span, row, src, dst, keep.as_deref_mut())
     {
         return stats;
@@ -436,7 +436,7 @@ fn forward_row_with<K: sealed::Passes>(
 }
 
 /// Whether rows of `n` columns go to [`short_row`] first.
-fn short_rows<K: sealed::Passes>(n: usize) -> bool {
+fn is_short<K: sealed::Passes>(n: usize) -> bool {
     n <= K::SHORT
 }
 
@@ -543,7 +543,7 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
 ) {
     let mut keep = K::new_keep();
     let c = cols.max(1);
-    if short_rows::<K>(cols) {
+    if is_short::<K>(cols) {
         // Rows done in registers: nothing to pipeline, and no pass 1 may run ahead (it would
         // store scores over a row in place).
         let mut xs = x.map(|x| x.chunks_exact(c));
