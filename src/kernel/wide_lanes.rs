@@ -1053,8 +1053,17 @@ fn apply_kept<const N: usize, V: F32s<N>, const S: usize>(
             return;
         };
         let slot0 = (col + at - g * GROUP) / 64;
-        for (span, &bits) in block.chunks_mut(64).zip(mask.bits.iter().skip(slot0)) {
-            let (chunks, tail) = span.as_chunks_mut::<N>();
+        let mut slots = mask.bits.iter().skip(slot0);
+        // Whole spans as arrays, so that their chunks and shifts unroll to constants (a slice
+        // per span left a loop of unknown length, with its bookkeeping, for every 64 columns).
+        let (spans, rest) = block.as_chunks_mut::<64>();
+        for (span, &bits) in spans.iter_mut().zip(slots.by_ref()) {
+            for (q, c) in span.as_chunks_mut::<N>().0.iter_mut().enumerate() {
+                (V::load(c) * vf).kept((bits >> (q * N)) as u32).store(c);
+            }
+        }
+        if let Some(&bits) = slots.next().filter(|_| !rest.is_empty()) {
+            let (chunks, tail) = rest.as_chunks_mut::<N>();
             for (q, c) in chunks.iter_mut().enumerate() {
                 (V::load(c) * vf).kept((bits >> (q * N)) as u32).store(c);
             }
