@@ -251,6 +251,15 @@ pub(crate) fn prefetch_write<T>(a: &T) {
     let _ = a;
 }
 
+/// A hint that the cache line holding `a` is about to be read (`prefetcht0` on x86-64).
+#[inline(always)]
+pub(crate) fn prefetch_read<T>(a: &T) {
+    #[cfg(target_arch = "x86_64")]
+    safe_arch::prefetch_t0(a);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = a;
+}
+
 /// [`U32s::transpose_quarters`] for 4 lanes: eight unpacks.
 #[inline(always)]
 fn transpose4(w: [u32x4; 4]) -> [u32x4; 4] {

@@ -1,7 +1,7 @@
 //! In-process A/B timing of two versions of dropmax (see `run.sh`): the same four calls as
 //! `benches/fused.rs` (eval and train with `p = 0.1`, no mask and causal with an average visible
-//! fraction of 1/2, scale 1/8, `forward_rows` out of place) for version `a` and version `b`,
-//! interleaved call by call, each call timed alone after an untimed one of the same kind, the
+//! fraction of 1/2: square blocks, one call each, when rows >= cols; scale 1/8, `forward_rows`
+//! out of place) for version `a` and version `b`, interleaved call by call, each call timed alone after an untimed one of the same kind, the
 //! best of `CALLS` kept (and the median printed too).
 //!
 //! Usage: `dropmax-ab [ROWS [COLS [CALLS]]]` (default 64 1024 3000); `P` in the environment
@@ -45,9 +45,10 @@ fn main() {
         })
         .collect();
     let mut y = vec![0.0f32; n];
-    // One band whose rows see cols/2 +- rows/2 columns, or square causal blocks (rows >= cols
-    // here means one call from query position 0: rows beyond cols see every column).
+    // One band whose rows see cols/2 +- rows/2 columns, or square causal blocks of `cols` rows
+    // each from query position 0, one call per block (as benches/workload's `causal_blocks`).
     let q = if rows >= cols { 0 } else { cols / 2 - rows / 2 };
+    let block = if rows >= cols { cols * cols } else { n };
     let a = ops!(a, p, q);
     let b = ops!(b, p, q);
     let mut best = [[f64::MAX; 4]; 2];
@@ -68,16 +69,22 @@ fn main() {
         for i in 0..4 {
             run(
                 &|x, y| {
-                    a[i].forward_rows(0, cols, x, y, None)
-                        .expect("valid shapes");
+                    let calls = if i < 2 { n } else { block };
+                    for (k, (x, y)) in x.chunks(calls).zip(y.chunks_mut(calls)).enumerate() {
+                        a[i].forward_rows((k * calls / cols) as u64, cols, x, y, None)
+                            .expect("valid shapes");
+                    }
                 },
                 &mut best[0][i],
                 &mut all[0][i],
             );
             run(
                 &|x, y| {
-                    b[i].forward_rows(0, cols, x, y, None)
-                        .expect("valid shapes");
+                    let calls = if i < 2 { n } else { block };
+                    for (k, (x, y)) in x.chunks(calls).zip(y.chunks_mut(calls)).enumerate() {
+                        b[i].forward_rows((k * calls / cols) as u64, cols, x, y, None)
+                            .expect("valid shapes");
+                    }
                 },
                 &mut best[1][i],
                 &mut all[1][i],
