@@ -642,9 +642,9 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
 /// Why: a row of 1024 `f32` is a 4 KiB page, and the hardware prefetchers do not cross pages, so
 /// each row restarts their streams; a full row reads enough of its page for them to catch up, a
 /// banded row (half a page on average in causal blocks) mostly does not, and its pass 1 waited
-/// on memory. Measured on Zen 4 (benches/ab, 2026-11-29, causal blocks of 1024 out of cache,
-/// 8192 x 1024): evaluation and training 10-20 % faster, full rows unchanged (they are not
-/// prefetched). Prefetching the whole visible range gained a little more out of cache but cost
+/// on memory. Measured on Zen 4 (2026-11-29, causal blocks of 1024 out of cache, 8192 x 1024;
+/// separate binaries run alternately, and benches/ab): evaluation and training 10-20 % faster,
+/// full rows unchanged (they are not prefetched; prefetching them too made them 10-20 % slower). Prefetching the whole visible range gained a little more out of cache but cost
 /// 4-5 % in cache (1024 x 1024, 256 x 1024); prefetching the output rows for writing too made
 /// things worse; rows of 128 columns (contiguous rows, one stream) gained nothing.
 const PREFETCH_ROWS: usize = 4;

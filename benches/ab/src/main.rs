@@ -1,8 +1,10 @@
 //! In-process A/B timing of two versions of dropmax (see `run.sh`): the same four calls as
 //! `benches/fused.rs` (eval and train with `p = 0.1`, no mask and causal with an average visible
 //! fraction of 1/2: square blocks, one call each, when rows >= cols; scale 1/8, `forward_rows`
-//! out of place) for version `a` and version `b`, interleaved call by call, each call timed alone after an untimed one of the same kind, the
-//! best of `CALLS` kept (and the median printed too).
+//! out of place) for version `a` and version `b`, interleaved call by call, each call timed
+//! alone after an untimed one of the same kind, the best of `CALLS` kept (and the median printed
+//! too). Both versions share this binary, so code layout can favour one side: confirm gains
+//! under 10 % with separate binaries (README, Performance).
 //!
 //! Usage: `dropmax-ab [ROWS [COLS [CALLS]]]` (default 64 1024 3000); `P` in the environment
 //! overrides the dropout probability. Prints one line per version: ns per element and the ratios
