@@ -12,7 +12,9 @@
 # available: the training path's time moves by up to 7 % with the addresses the process gets
 # (seen in session 2; eval does not), which otherwise swamps small changes. Each timed call
 # follows an untimed one of the same kind and version. Run it once on an unchanged tree to see
-# the tool's own bias (under 1 % on 2026-11-28). Not part of CI.
+# the tool's own bias (under 1 % on 2026-11-28). Both versions share one binary, so code layout
+# can favour one side by up to 10 % (2026-11-29); confirm smaller gains with separate.sh. Not
+# part of CI.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
