@@ -6,6 +6,9 @@
 //! Usage: `one ROWS COLS SECONDS`. Built once per version, each in its own binary, so that the
 //! two versions' code is not laid out together (as it is in `main.rs`).
 
+#[path = "workload.rs"]
+mod workload;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -19,20 +22,9 @@ fn arg<T: std::str::FromStr>(i: usize) -> T {
 fn main() {
     let (rows, cols, secs): (usize, usize, f64) = (arg(1), arg(2), arg(3));
     let n = rows * cols;
-    // The logits of `main.rs`: uniform in [-4, 4) from a fixed LCG.
-    let mut s = 0x1234_5678_9ABC_DEF0u64;
-    let x: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            -4.0 + 8.0 * ((s >> 40) as f32 / (1u32 << 24) as f32)
-        })
-        .collect();
+    let x = workload::logits(n);
     let mut y = vec![0.0f32; n];
-    // The causal calls of `main.rs`: square blocks when rows >= cols, else one centred band.
-    let q = if rows >= cols { 0 } else { cols / 2 - rows / 2 };
-    let block = if rows >= cols { cols * cols } else { n };
+    let (q, block) = workload::causal(rows, cols);
     let key = dropmax::DropoutKey::new(0x5EED_D12C_0FFE_E000, 0);
     let eval = dropmax::SoftmaxDropout::eval(0.125).expect("finite scale");
     let dropout = dropmax::Dropout::new(0.1).expect("valid p");
@@ -47,10 +39,9 @@ fn main() {
     for (i, op) in ops.iter().enumerate() {
         let calls = if i < 2 { n } else { block };
         let mut call = |x: &[f32], y: &mut [f32]| {
-            for (k, (x, y)) in x.chunks(calls).zip(y.chunks_mut(calls)).enumerate() {
-                op.forward_rows((k * calls / cols) as u64, cols, x, y, None)
-                    .expect("valid shapes");
-            }
+            workload::in_calls(x, y, calls, cols, |r, x, y| {
+                op.forward_rows(r, cols, x, y, None).expect("valid shapes");
+            });
         };
         call(&x, &mut y);
         let start = Instant::now();

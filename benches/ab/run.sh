@@ -21,20 +21,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 rev=${1:-HEAD}
 rows=${2:-64}; cols=${3:-1024}; calls=${4:-3000}; runs=${5:-3}
 snap="$ROOT/target/ab/snapshot"
-rm -rf "$snap" && mkdir -p "$snap"
-git -C "$ROOT" archive "$rev" | tar -x -C "$snap"
-# `git archive` dates the files at the commit; cargo would then take an older revision's
-# sources for unchanged since the last build and keep that build (it did, until 2026-11-28).
-find "$snap" -type f -exec touch {} +
-# The snapshot becomes crate `dropmax_a`, outside any workspace.
-python3 - "$snap/Cargo.toml" <<'PY'
-import re, sys
-p = sys.argv[1]
-s = open(p).read()
-s = s.replace('name = "dropmax"', 'name = "dropmax_a"', 1)
-s = re.sub(r'\n\[workspace\]\n(?:[^\[]*\n)', '\n', s, count=1)
-open(p, 'w').write(s)
-PY
+# The snapshot becomes crate `dropmax_a`.
+source "$HERE/snapshot.sh"
+snapshot "$ROOT" "$rev" "$snap" dropmax_a
 cd "$HERE"
 RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR="$ROOT/target/ab/build" cargo build --release -q
 bin="$ROOT/target/ab/build/release/dropmax-ab"

@@ -18,18 +18,8 @@ rev=${1:-HEAD}
 rows=${2:-256}; cols=${3:-1024}; secs=${4:-2}; rounds=${5:-7}
 work="$ROOT/target/ab/separate"
 snap="$work/snapshot"
-rm -rf "$snap" && mkdir -p "$snap"
-git -C "$ROOT" archive "$rev" | tar -x -C "$snap"
-# (See run.sh: the archive's dates would let cargo keep a stale build.)
-find "$snap" -type f -exec touch {} +
-# The snapshot outside any workspace.
-python3 - "$snap/Cargo.toml" <<'PY'
-import re, sys
-p = sys.argv[1]
-s = open(p).read()
-s = re.sub(r'\n\[workspace\]\n(?:[^\[]*\n)', '\n', s, count=1)
-open(p, 'w').write(s)
-PY
+source "$HERE/snapshot.sh"
+snapshot "$ROOT" "$rev" "$snap"
 for side in a b; do
   dir="$work/$side"
   mkdir -p "$dir"

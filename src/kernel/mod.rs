@@ -577,11 +577,13 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
             None => (None, None),
         };
         let next = span(i + 1);
-        let far = span(i + PREFETCH_ROWS);
-        if cols >= PREFETCH_COLS && far != (0, cols) {
-            // Row `i + PREFETCH_ROWS` starts `PREFETCH_ROWS - 1` rows into `x_next`.
-            let at = (PREFETCH_ROWS - 1) * c;
-            prefetch_lines(x_next.and_then(|x| x.get(at + far.0..at + far.1.min(c))));
+        if cols >= PREFETCH_COLS {
+            let far = span(i + PREFETCH_ROWS);
+            if far != (0, cols) {
+                // Row `i + PREFETCH_ROWS` starts `PREFETCH_ROWS - 1` rows into `x_next`.
+                let at = (PREFETCH_ROWS - 1) * c;
+                prefetch_lines(x_next.and_then(|x| x.get(at + far.0..at + far.1.min(c))));
+            }
         }
         let mut next_ahead = None;
         let mut look_ahead = || {

@@ -10,6 +10,9 @@
 //! overrides the dropout probability. Prints one line per version: ns per element and the ratios
 //! that issue 2 asks about.
 
+#[path = "../workload.rs"]
+mod workload;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -36,21 +39,9 @@ fn main() {
     let (rows, cols, calls) = (arg(1, 64), arg(2, 1024), arg(3, 3000));
     let p: f64 = std::env::var("P").map_or(0.1, |s| s.parse().expect("a probability"));
     let n = rows * cols;
-    // Uniform logits in [-4, 4) from a fixed LCG.
-    let mut s = 0x1234_5678_9ABC_DEF0u64;
-    let x: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            -4.0 + 8.0 * ((s >> 40) as f32 / (1u32 << 24) as f32)
-        })
-        .collect();
+    let x = workload::logits(n);
     let mut y = vec![0.0f32; n];
-    // One band whose rows see cols/2 +- rows/2 columns, or square causal blocks of `cols` rows
-    // each from query position 0, one call per block (as benches/workload's `causal_blocks`).
-    let q = if rows >= cols { 0 } else { cols / 2 - rows / 2 };
-    let block = if rows >= cols { cols * cols } else { n };
+    let (q, block) = workload::causal(rows, cols);
     let a = ops!(a, p, q);
     let b = ops!(b, p, q);
     let mut best = [[f64::MAX; 4]; 2];
@@ -71,22 +62,20 @@ fn main() {
         for i in 0..4 {
             run(
                 &|x, y| {
-                    let calls = if i < 2 { n } else { block };
-                    for (k, (x, y)) in x.chunks(calls).zip(y.chunks_mut(calls)).enumerate() {
-                        a[i].forward_rows((k * calls / cols) as u64, cols, x, y, None)
+                    workload::in_calls(x, y, if i < 2 { n } else { block }, cols, |r, x, y| {
+                        a[i].forward_rows(r, cols, x, y, None)
                             .expect("valid shapes");
-                    }
+                    })
                 },
                 &mut best[0][i],
                 &mut all[0][i],
             );
             run(
                 &|x, y| {
-                    let calls = if i < 2 { n } else { block };
-                    for (k, (x, y)) in x.chunks(calls).zip(y.chunks_mut(calls)).enumerate() {
-                        b[i].forward_rows((k * calls / cols) as u64, cols, x, y, None)
+                    workload::in_calls(x, y, if i < 2 { n } else { block }, cols, |r, x, y| {
+                        b[i].forward_rows(r, cols, x, y, None)
                             .expect("valid shapes");
-                    }
+                    })
                 },
                 &mut best[1][i],
                 &mut all[1][i],
