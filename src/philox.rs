@@ -301,6 +301,20 @@ pub(crate) mod avx512 {
         wide::bytemuck::cast::<m512i, [u64; 8]>(s[0]).map(|w| w as u32)
     }
 
+    /// Word 0 of eight blocks `[c0[l], c1, rows[l] as u32, (rows[l] >> 32) as u32]`: one chain.
+    #[inline(always)]
+    pub(crate) fn word0_x8_rows(c0: [u32; 8], c1: u32, rows: [u64; 8], key: [u32; 2]) -> [u32; 8] {
+        let wide = |v: [u32; 8]| -> m512i { wide::bytemuck::cast(v.map(u64::from)) };
+        let s = [
+            wide(c0),
+            wide([c1; 8]),
+            wide(rows.map(|r| r as u32)),
+            wide(rows.map(|r| (r >> 32) as u32)),
+        ];
+        let [s] = rounds([s], key);
+        wide::bytemuck::cast::<m512i, [u64; 8]>(s[0]).map(|w| w as u32)
+    }
+
     /// One batch of 16 blocks, two chains of 8 in flight.
     #[inline(always)]
     pub(crate) fn philox_x1(a: [u32x16; 4], key: [u32; 2]) -> [u32x16; 4] {

@@ -227,6 +227,35 @@ pub(crate) mod sealed {
             let _ = (src, sc, dst, span, rescale, plan, keep);
             None
         }
+        /// Two rows of [`short_row`](Self::short_row) without a plan, the same length, each
+        /// with its own source and band, done together: the same results as two calls.
+        /// `None`, having written nothing, when either row is special or the variant does not
+        /// pair rows (the default).
+        fn short_pair(
+            src: [Option<&[f32]>; 2],
+            sc: &Scores<'_>,
+            dst: [&mut [f32]; 2],
+            span: [(usize, usize); 2],
+            rescale: f32,
+        ) -> Option<[(f32, f32); 2]> {
+            let _ = (src, sc, dst, span, rescale);
+            None
+        }
+        /// [`short_pair`](Self::short_pair) for two training rows with their plans, keep bits
+        /// through `keep` as [`short_row`](Self::short_row) takes them.
+        #[allow(clippy::too_many_arguments)]
+        fn short_pair_train(
+            src: [Option<&[f32]>; 2],
+            sc: &Scores<'_>,
+            dst: [&mut [f32]; 2],
+            span: [(usize, usize); 2],
+            rescale: f32,
+            plan: [&DropPlan; 2],
+            keep: &mut Self::Keep,
+        ) -> Option<[(f32, f32); 2]> {
+            let _ = (src, sc, dst, span, rescale, plan, keep);
+            None
+        }
         /// `dst[..] = +0`, as plain vector stores: a `memset` call (what `fill` becomes) is a
         /// burst the core cannot overlap with the compute around it.
         fn zero(dst: &mut [f32]);
@@ -544,25 +573,7 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
     let mut keep = K::new_keep();
     let c = cols.max(1);
     if is_short::<K>(cols) {
-        // Rows done in registers: nothing to pipeline, and no pass 1 may run ahead (it would
-        // store scores over a row in place).
-        let mut xs = x.map(|x| x.chunks_exact(c));
-        for (i, yr) in y.chunks_exact_mut(c).enumerate() {
-            let xr = match xs.as_mut().map(Iterator::next) {
-                Some(None) => return debug_assert!(false, "x shorter than y"),
-                xr => xr.flatten(),
-            };
-            let row = first_row.wrapping_add(i as u64);
-            let here = span(i);
-            let mut keep = PREPARE.then_some(&mut keep);
-            record(
-                match short_row::<K>(sc, finish, here, row, xr, yr, keep.as_deref_mut()) {
-                    Some(stats) => stats,
-                    None => forward_row_with::<K>(sc, finish, here, row, xr, yr, None, || (), keep),
-                },
-            );
-        }
-        return;
+        return short_rows::<K, PREPARE>(sc, finish, span, first_row, c, x, y, keep, record);
     }
     let (mut xs, mut ys) = (x, y);
     let mut ahead = None;
@@ -634,6 +645,110 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
             ));
         }
         (xs, ys, ahead, here, i) = (x_next, y_next, next_ahead, next, i + 1);
+    }
+}
+
+/// [`rows`] of `c` columns, `c <= K::SHORT`, done in registers two at a time
+/// ([`sealed::Passes::short_pair`]), one at a time where a pair cannot be done so (a special
+/// row, the last row of an odd count). Nothing to pipeline, and no pass 1 may run ahead (it
+/// would store scores over a row in place).
+#[allow(clippy::too_many_arguments)]
+fn short_rows<K: sealed::Passes, const PREPARE: bool>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    span: impl Fn(usize) -> (usize, usize),
+    first_row: u64,
+    c: usize,
+    x: Option<&[f32]>,
+    y: &mut [f32],
+    mut keep: K::Keep,
+    mut record: impl FnMut(RowStats),
+) {
+    let rescale = match finish {
+        Finish::Eval => 1.0,
+        // Every output `+0 = 0 * e_j`, the statistics those of evaluation.
+        Finish::Train(d, _) if d.drops_all() => 0.0,
+        Finish::Train(d, _) => d.rescale(),
+    };
+    let mut xs = x.map(|x| x.chunks_exact(2 * c));
+    let mut pairs = y.chunks_exact_mut(2 * c);
+    let mut i = 0;
+    for yp in pairs.by_ref() {
+        let (x0, x1) = match xs.as_mut().map(Iterator::next) {
+            Some(None) => return debug_assert!(false, "x shorter than y"),
+            Some(Some(xp)) => {
+                let (a, b) = xp.split_at(c);
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        };
+        let (y0, y1) = yp.split_at_mut(c);
+        let rows = [i, i + 1].map(|i| first_row.wrapping_add(i as u64));
+        let spans = [span(i), span(i + 1)];
+        let (src, dst) = ([x0, x1], [&mut *y0, &mut *y1]);
+        let pair = match finish {
+            Finish::Train(d, key) if PREPARE => {
+                match (
+                    DropPlan::new(&d, key, rows[0]),
+                    DropPlan::new(&d, key, rows[1]),
+                ) {
+                    (Some(p0), Some(p1)) => {
+                        let plans = [&p0, &p1];
+                        K::short_pair_train(src, sc, dst, spans, rescale, plans, &mut keep)
+                    }
+                    _ => None,
+                }
+            }
+            _ if PREPARE => None,
+            _ => K::short_pair(src, sc, dst, spans, rescale),
+        };
+        if let Some(stats) = pair {
+            for (max, sum) in stats {
+                record(RowStats { max, sum });
+            }
+        } else {
+            record(one_short::<K, PREPARE>(
+                sc, finish, spans[0], rows[0], x0, y0, &mut keep,
+            ));
+            record(one_short::<K, PREPARE>(
+                sc, finish, spans[1], rows[1], x1, y1, &mut keep,
+            ));
+        }
+        i += 2;
+    }
+    let yr = pairs.into_remainder();
+    if !yr.is_empty() {
+        let xr = xs.map(|x| x.remainder());
+        if xr.is_some_and(|x| x.len() != yr.len()) {
+            return debug_assert!(false, "x shorter than y");
+        }
+        let row = first_row.wrapping_add(i as u64);
+        record(one_short::<K, PREPARE>(
+            sc,
+            finish,
+            span(i),
+            row,
+            xr,
+            yr,
+            &mut keep,
+        ));
+    }
+}
+
+/// One row of [`short_rows`]: in registers, else through the general path.
+fn one_short<K: sealed::Passes, const PREPARE: bool>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    here: (usize, usize),
+    row: u64,
+    xr: Option<&[f32]>,
+    yr: &mut [f32],
+    keep: &mut K::Keep,
+) -> RowStats {
+    let mut keep = PREPARE.then_some(keep);
+    match short_row::<K>(sc, finish, here, row, xr, yr, keep.as_deref_mut()) {
+        Some(stats) => stats,
+        None => forward_row_with::<K>(sc, finish, here, row, xr, yr, None, || (), keep),
     }
 }
 

@@ -425,6 +425,229 @@ fn short_row<const N: usize, V: F32s<N>>(
     }
 }
 
+/// Whether short rows go in pairs ([`short_pair`]): with AVX2 or AVX-512. Measured on Zen 4
+/// (2026-11-29, `4096 x 64`, best of several processes): evaluation 20 % faster with AVX-512,
+/// 14 % with AVX2; training 15 % and 8 % (with the ties settled per batch, see
+/// [`Prepared::refill_64`]); SSE2 gained nothing.
+const PAIRS: bool = cfg!(target_feature = "avx2");
+
+/// `Passes::short_pair`: two evaluation rows (or training rows without a generator) in
+/// registers.
+pub(crate) fn short_pair<const N: usize, V: F32s<N>>(
+    src: [Option<&[f32]>; 2],
+    sc: &Scores<'_>,
+    dst: [&mut [f32]; 2],
+    span: [(usize, usize); 2],
+    rescale: f32,
+) -> Option<[(f32, f32); 2]> {
+    pair_of_rows::<N, V, _>((src, sc, dst, span, rescale), AllKept)
+}
+
+/// `Passes::short_pair_train`: two training rows in registers, their keep bits prepared in
+/// `keep` (see [`Prepared::prepare_short`]).
+pub(crate) fn short_pair_train<const N: usize, V: F32s<N>>(
+    src: [Option<&[f32]>; 2],
+    sc: &Scores<'_>,
+    dst: [&mut [f32]; 2],
+    span: [(usize, usize); 2],
+    rescale: f32,
+    plan: [&DropPlan; 2],
+    keep: &mut Prepared<N>,
+) -> Option<[(f32, f32); 2]> {
+    pair_of_rows::<N, V, _>((src, sc, dst, span, rescale), (plan, keep))
+}
+
+/// The rows of a pair (`short_pair` without its keep bits).
+type Pair<'a> = (
+    [Option<&'a [f32]>; 2],
+    &'a Scores<'a>,
+    [&'a mut [f32]; 2],
+    [(usize, usize); 2],
+    f32,
+);
+
+/// Where a pair of short rows gets its keep bits: [`AllKept`] (evaluation), or the plans and
+/// the matrix's [`Prepared`] (training). Static, so that evaluation carries no training code:
+/// one function for both, choosing at run time, measured evaluation pairs 10-15 % slower.
+trait PairKeep<const N: usize> {
+    /// Generates the keep bits of both rows, bands `span`, before their arithmetic.
+    fn prepare<U: U32s<N>>(&mut self, span: [(usize, usize); 2]);
+    /// Columns `0..64` of each row (bit `j`), ties kept.
+    fn bits(&self) -> [u64; 2];
+    /// Zeroes the dropped columns among the ties that [`Self::bits`] kept, after the stores.
+    fn fix_up(&mut self, dst: [&mut [f32]; 2]);
+}
+
+/// No dropout: every column kept.
+struct AllKept;
+
+impl<const N: usize> PairKeep<N> for AllKept {
+    #[inline(always)]
+    fn prepare<U: U32s<N>>(&mut self, _: [(usize, usize); 2]) {}
+    #[inline(always)]
+    fn bits(&self) -> [u64; 2] {
+        [u64::MAX; 2]
+    }
+    #[inline(always)]
+    fn fix_up(&mut self, _: [&mut [f32]; 2]) {}
+}
+
+impl<const N: usize> PairKeep<N> for ([&DropPlan; 2], &mut Prepared<N>) {
+    #[inline(always)]
+    fn prepare<U: U32s<N>>(&mut self, [(lo0, hi0), (lo1, hi1)]: [(usize, usize); 2]) {
+        let ([p0, p1], keep) = self;
+        keep.prepare_short::<U, false>(p0, lo0, hi0);
+        keep.prepare_short::<U, true>(p1, lo1, hi1);
+    }
+    #[inline(always)]
+    fn bits(&self) -> [u64; 2] {
+        let keep = &self.1;
+        [keep.mask.bits[0], keep.second.bits[0]]
+    }
+    #[inline(always)]
+    fn fix_up(&mut self, [d0, d1]: [&mut [f32]; 2]) {
+        let ([p0, p1], keep) = self;
+        if keep.mask.ties.len > 0 {
+            keep.mask.fix_up(p0, d0, 0);
+        }
+        if keep.second.ties.len > 0 {
+            keep.second.fix_up(p1, d1, 0);
+        }
+    }
+}
+
+/// Two rows of `N ..= 4 N` columns, the same length, in registers: each exactly as
+/// [`in_registers`] does it alone, their steps interleaved. A row alone is one chain of
+/// dependent steps (two horizontal reductions, the exponentials between them, a division)
+/// that leaves most of the core idle; two independent chains fill it. `None`, having written
+/// nothing, when either row is special (see [`short_row`]) or the rows do not fit.
+#[inline(always)]
+fn pair_of_rows<const N: usize, V: F32s<N>, K: PairKeep<N>>(
+    (src, sc, dst, span, rescale): Pair<'_>,
+    keep: K,
+) -> Option<[(f32, f32); 2]> {
+    let n = dst[0].len();
+    for i in 0..2 {
+        let (lo, hi) = span[i];
+        if dst[i].len() != n || src[i].is_some_and(|x| x.len() != n) || lo >= hi || hi > n {
+            return None;
+        }
+    }
+    if n < N || sc.bias.is_some_and(|b| b.len() < n) {
+        return None;
+    }
+    let pair = (src, sc, dst, span, rescale);
+    match n.div_ceil(N) {
+        1 => pair_in_registers::<N, V, 1, K>(pair, keep),
+        2 => pair_in_registers::<N, V, 2, K>(pair, keep),
+        3 => pair_in_registers::<N, V, 3, K>(pair, keep),
+        4 => pair_in_registers::<N, V, 4, K>(pair, keep),
+        _ => None,
+    }
+}
+
+/// [`pair_of_rows`] with `C` chunks a row.
+// Index loops on purpose: see the comment on the first.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn pair_in_registers<const N: usize, V: F32s<N>, const C: usize, K: PairKeep<N>>(
+    (src, sc, [d0, d1], span, rescale): Pair<'_>,
+    mut keep: K,
+) -> Option<[(f32, f32); 2]> {
+    let n = d0.len();
+    let base = |k: usize| (k * N).min(n - N);
+    // The keep bits first, as for a row alone.
+    keep.prepare::<V::U>(span);
+    let z = [
+        row_scores::<N, V, C>(src[0].unwrap_or(d0), sc, span[0]),
+        row_scores::<N, V, C>(src[1].unwrap_or(d1), sc, span[1]),
+    ];
+    // Index loops, row inside: LLVM kept the closures of `map` out of line, and this order
+    // puts the two rows' independent operations next to each other.
+    let mut vm = [z[0][0], z[1][0]];
+    for k in 1..C {
+        for r in 0..2 {
+            vm[r] = vm[r].max_fast(z[r][k]);
+        }
+    }
+    let m = [vm[0].reduce_max(), vm[1].reduce_max()];
+    let vm = [V::splat(m[0]), V::splat(m[1])];
+    let mut e = z;
+    for k in 0..C {
+        for r in 0..2 {
+            e[r][k] = exp_rr2_p5::<N, V>(e[r][k] - vm[r]);
+        }
+    }
+    let mut total = [e[0][0], e[1][0]];
+    for k in 1..C {
+        for r in 0..2 {
+            total[r] = total[r] + e[r][k];
+        }
+    }
+    let sum = [total[0].reduce_add(), total[1].reduce_add()];
+    // A NaN score, `+inf` (`inf - inf`) or no finite visible score (`-inf - -inf`).
+    if sum[0].is_nan() || sum[1].is_nan() {
+        return None;
+    }
+    let bits = keep.bits();
+    let factor = [V::splat(rescale / sum[0]), V::splat(rescale / sum[1])];
+    let y = |r: usize, k: usize| (e[r][k] * factor[r]).kept((bits[r] >> base(k)) as u32);
+    store_short::<N, V, C>(d0, |k| y(0, k));
+    store_short::<N, V, C>(d1, |k| y(1, k));
+    keep.fix_up([d0, d1]);
+    Some([(m[0] + 0.0, sum[0]), (m[1] + 0.0, sum[1])])
+}
+
+/// The scores of a short row as [`in_registers`] takes them: `C` chunks (the last one ending at
+/// the row's end), `-inf` outside the band `lo..hi`.
+#[inline(always)]
+fn row_scores<const N: usize, V: F32s<N>, const C: usize>(
+    x: &[f32],
+    sc: &Scores<'_>,
+    (lo, hi): (usize, usize),
+) -> [V; C] {
+    match plain_chunks::<N, V, C>(x, sc, lo, hi) {
+        Some(z) => z,
+        None => {
+            let base = |k: usize| (k * N).min(x.len().saturating_sub(N));
+            let mut z = [V::splat(f32::NEG_INFINITY); C];
+            for (k, z) in z.iter_mut().enumerate() {
+                *z = visible_scores::<N, V>(x, sc, base(k), lo.max(k * N), hi);
+            }
+            z
+        }
+    }
+}
+
+/// Stores the `C` chunks `y(k)` of a short row as [`in_registers`] lays them out.
+#[inline(always)]
+fn store_short<const N: usize, V: F32s<N>, const C: usize>(
+    dst: &mut [f32],
+    y: impl Fn(usize) -> V,
+) {
+    let n = dst.len();
+    let base = |k: usize| (k * N).min(n.saturating_sub(N));
+    match dst.as_chunks_mut::<N>() {
+        (chunks, []) if chunks.len() == C => {
+            for (k, d) in chunks.iter_mut().enumerate() {
+                y(k).store(d);
+            }
+        }
+        _ => {
+            // The last chunk first: when it overlaps the one before, that one's stores win.
+            for k in (0..C).rev() {
+                let (b, y) = (base(k), y(k));
+                if let Some(c) = dst
+                    .get_mut(b..b + N)
+                    .and_then(|c| c.as_chunks_mut::<N>().0.first_mut())
+                {
+                    y.store(c);
+                }
+            }
+        }
+    }
+}
+
 /// The arguments of [`short_row`].
 type ShortRow<'a, 'b, const N: usize> = (
     Option<&'a [f32]>,
@@ -449,7 +672,7 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
     let mut local = None;
     let mask = match (plan, keep) {
         (Some(plan), Some(keep)) => {
-            keep.prepare_short::<V::U>(plan, lo, hi);
+            keep.prepare_short::<V::U, false>(plan, lo, hi);
             Some(Keep::Reused(&mut keep.mask))
         }
         (Some(plan), None) => {
@@ -459,17 +682,7 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
         }
         (None, _) => None,
     };
-    let x = src.unwrap_or(dst);
-    let z = match plain_chunks::<N, V, C>(x, sc, lo, hi) {
-        Some(z) => z,
-        None => {
-            let mut z = [V::splat(f32::NEG_INFINITY); C];
-            for (k, z) in z.iter_mut().enumerate() {
-                *z = visible_scores::<N, V>(x, sc, base(k), lo.max(k * N), hi);
-            }
-            z
-        }
-    };
+    let z = row_scores::<N, V, C>(src.unwrap_or(dst), sc, (lo, hi));
     let mut vm = z[0];
     for &z in z.iter().skip(1) {
         vm = vm.max_fast(z);
@@ -491,26 +704,7 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
     }
     let factor = V::splat(rescale / sum);
     let bits = mask.as_ref().map_or(u64::MAX, Keep::bits);
-    let y = |k: usize| (e[k] * factor).kept((bits >> base(k)) as u32);
-    match dst.as_chunks_mut::<N>() {
-        (chunks, []) if chunks.len() == C => {
-            for (k, d) in chunks.iter_mut().enumerate() {
-                y(k).store(d);
-            }
-        }
-        _ => {
-            // The last chunk first: when it overlaps the one before, that one's stores win.
-            for k in (0..C).rev() {
-                let (b, y) = (base(k), y(k));
-                if let Some(c) = dst
-                    .get_mut(b..b + N)
-                    .and_then(|c| c.as_chunks_mut::<N>().0.first_mut())
-                {
-                    y.store(c);
-                }
-            }
-        }
-    }
+    store_short::<N, V, C>(dst, |k| (e[k] * factor).kept((bits >> base(k)) as u32));
     if let (Some(plan), Some(mut mask)) = (plan, mask)
         && mask.tied()
     {
@@ -682,10 +876,15 @@ impl Ties {
 )]
 pub struct Prepared<const N: usize> {
     mask: BlockMask<N, LONG_SLOTS>,
+    /// The keep bits of the second row of a pair done in registers ([`short_pair_train`]).
+    second: BlockMask<N, 4>,
     /// Main-stream bytes of the rows with global ids `ahead_row .. ahead_row + ahead_len`
     /// (`philox::avx512::rows_ahead`): blocks 0-3 (columns 0-63) of 8 rows, or blocks 0-7
     /// (columns 0-127) of 4.
     ahead: [[u32; 16]; 8],
+    /// The final keep bits of columns 0-63 of the rows `ahead_row ..` when `ahead_len` is 8
+    /// ([`Self::refill_64`]).
+    ahead_bits: [u64; 8],
     ahead_row: u64,
     ahead_len: u64,
 }
@@ -694,7 +893,9 @@ impl<const N: usize> Prepared<N> {
     fn new() -> Self {
         Self {
             mask: BlockMask::new(),
+            second: BlockMask::new(),
             ahead: [[0; 16]; 8],
+            ahead_bits: [0; 8],
             ahead_row: 0,
             ahead_len: 0,
         }
@@ -707,35 +908,109 @@ impl<const N: usize> Prepared<N> {
         if N == 16 && plan.col0 == 0 && (65..=128).contains(&hi) {
             return self.prepare_128::<U>(plan, hi);
         }
-        self.prepare_short::<U>(plan, lo, hi);
+        self.prepare_short::<U, false>(plan, lo, hi);
     }
 
     /// [`Self::prepare`] without the case of rows of 65-128 columns, for rows done in registers.
     /// (One routine generic over both kinds of batch, inlined here or not, made them 10-13 %
     /// slower: benches/ab, 1024 x 64 training.)
     #[inline(always)]
-    fn prepare_short<U: U32s<N>>(&mut self, plan: &DropPlan, lo: usize, hi: usize) {
+    fn prepare_short<U: U32s<N>, const SECOND: bool>(
+        &mut self,
+        plan: &DropPlan,
+        lo: usize,
+        hi: usize,
+    ) {
         #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
         if N == 16 && plan.col0 == 0 && hi <= 64 {
             let row = u64::from(plan.row[0]) | u64::from(plan.row[1]) << 32;
             let mut k = row.wrapping_sub(self.ahead_row);
             if k >= self.ahead_len || self.ahead_len != 8 {
-                self.ahead = crate::philox::avx512::rows_ahead::<4>(row, plan.key)
-                    .map(wide::u32x16::to_array);
-                (self.ahead_row, self.ahead_len, k) = (row, 8, 0);
+                self.refill_64::<U>(row, plan);
+                k = 0;
             }
-            let bytes = self.ahead.get(k as usize % 8).unwrap_or(&[0; 16]);
-            let reg = U::from_array(core::array::from_fn(|l| bytes[l % 16]));
-            let z = U::splat(0);
-            self.mask.fill_first(plan, [reg, z], hi);
+            let bits = self.ahead_bits.get(k as usize % 8).copied().unwrap_or(0);
+            if SECOND {
+                self.second.set_first(bits);
+            } else {
+                self.mask.set_first(bits);
+            }
             return;
         }
-        self.mask
-            .fill::<U, true>(plan, first_group(plan, lo), plan.col0 + hi);
+        let (g, end) = (first_group(plan, lo), plan.col0 + hi);
+        if SECOND {
+            self.second.fill::<U, true>(plan, g, end);
+        } else {
+            self.mask.fill::<U, true>(plan, g, end);
+        }
     }
 }
 
 impl<const N: usize> Prepared<N> {
+    /// The final keep bits of columns 0-63 of the 8 rows from global id `row`, into
+    /// `ahead_bits`: their main-stream bytes (`philox::avx512::rows_ahead`) compared with `d_hi`,
+    /// then the ties (a byte equal to `d_hi`, about 2 in the 512 bytes) settled together, 8 at a
+    /// time, by their tie-break words. A row then needs no fix-up after its stores.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    #[inline(never)]
+    fn refill_64<U: U32s<N>>(&mut self, row: u64, plan: &DropPlan) {
+        let regs = crate::philox::avx512::rows_ahead::<4>(row, plan.key);
+        // Kept or tied: `byte >= d_hi`, as `byte > d_hi - 1`, every byte when d_hi = 0.
+        let gt = plan.d_hi.wrapping_sub(1) as u8;
+        let all = if plan.d_hi == 0 { u64::MAX } else { 0 };
+        let mut ties = [0u64; 8];
+        for ((bits, tied), reg) in self.ahead_bits.iter_mut().zip(&mut ties).zip(regs) {
+            let reg = U::from_array(core::array::from_fn(|l| reg.as_array()[l % 16]));
+            *bits = reg.bytes_gt(gt) | all;
+            if plan.d_lo != 0 {
+                *tied = reg.bytes_eq(plan.d_hi as u8);
+            }
+        }
+        let mut lanes = ([0u32; TIE_LANES], [0u64; TIE_LANES], [0usize; TIE_LANES]);
+        let mut len = 0;
+        for (r, mut tied) in ties.into_iter().enumerate() {
+            while tied != 0 {
+                let col = tied.trailing_zeros();
+                tied &= tied - 1;
+                if let (Some(c), Some(g), Some(i)) = (
+                    lanes.0.get_mut(len),
+                    lanes.1.get_mut(len),
+                    lanes.2.get_mut(len),
+                ) {
+                    (*c, *g, *i) = (col, row.wrapping_add(r as u64), r);
+                }
+                len += 1;
+                if len == TIE_LANES {
+                    self.settle_64(plan, lanes, len);
+                    len = 0;
+                }
+            }
+        }
+        if len > 0 {
+            self.settle_64(plan, lanes, len);
+        }
+        (self.ahead_row, self.ahead_len) = (row, 8);
+    }
+
+    /// Clears the bits in `ahead_bits` of the first `len` ties `(column, global row, row in the
+    /// batch)` whose tie-break word is below `d_lo`.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    #[inline(always)]
+    fn settle_64(
+        &mut self,
+        plan: &DropPlan,
+        (cols, rows, at): ([u32; TIE_LANES], [u64; TIE_LANES], [usize; TIE_LANES]),
+        len: usize,
+    ) {
+        let t = crate::philox::avx512::word0_x8_rows(cols, 1, rows, plan.key);
+        for ((&t, &c), &r) in t.iter().zip(&cols).zip(&at).take(len) {
+            let dropped = u64::from(t & 0x00FF_FFFF < plan.d_lo);
+            if let Some(bits) = self.ahead_bits.get_mut(r) {
+                *bits &= !(dropped << (c % 64));
+            }
+        }
+    }
+
     /// [`Self::prepare`] for a row of 65-128 columns with AVX-512: its main stream (blocks 0-7)
     /// from the batch of the 4 rows ahead, made when it lacks the row. Out of line, unlike its
     /// twin for rows of up to 64 columns in [`Self::prepare_short`], so as not to weigh on rows
@@ -825,6 +1100,20 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
             len = 0;
         }
         self.ties.len = len;
+    }
+
+    /// Columns 0-63 decided by `bits`, nothing tied.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "avx512f")),
+        allow(dead_code)
+    )]
+    #[inline(always)]
+    fn set_first(&mut self, bits: u64) {
+        self.first = 0;
+        if let Some(b) = self.bits.first_mut() {
+            *b = bits;
+        }
+        self.ties.len = 0;
     }
 
     /// As [`Self::fill`] with `DEFER` for a row of at most `16 N` columns (`end`; 128 with 16
@@ -1242,6 +1531,35 @@ macro_rules! wide_passes {
                 keep: Option<&mut Self::Keep>,
             ) -> Option<(f32, f32)> {
                 short_row::<$n, $v>(src, sc, dst, span, rescale, plan, keep)
+            }
+            fn short_pair(
+                src: [Option<&[f32]>; 2],
+                sc: &Scores<'_>,
+                dst: [&mut [f32]; 2],
+                span: [(usize, usize); 2],
+                rescale: f32,
+            ) -> Option<[(f32, f32); 2]> {
+                // Pairs only with 16 vector registers of 8 lanes or more. On SSE2 a pair of rows
+                // of 64 columns needs 32 registers just to hold, and measured no faster than
+                // rows one at a time (4096 x 64, 2026-11-29).
+                if !PAIRS {
+                    return None;
+                }
+                short_pair::<$n, $v>(src, sc, dst, span, rescale)
+            }
+            fn short_pair_train(
+                src: [Option<&[f32]>; 2],
+                sc: &Scores<'_>,
+                dst: [&mut [f32]; 2],
+                span: [(usize, usize); 2],
+                rescale: f32,
+                plan: [&DropPlan; 2],
+                keep: &mut Self::Keep,
+            ) -> Option<[(f32, f32); 2]> {
+                if !PAIRS {
+                    return None;
+                }
+                short_pair_train::<$n, $v>(src, sc, dst, span, rescale, plan, keep)
             }
             fn zero(dst: &mut [f32]) {
                 // An opaque zero keeps the loop from being turned back into `memset`.
