@@ -42,7 +42,7 @@ pub enum Mode {
 /// scores) are described in the [crate docs](crate#special-values). Cost per row: three passes
 /// over the visible band (read x, write z; exp and sum; scale and mask), rows of up to four
 /// vectors in registers; about 0.3 ns per visible element in evaluation and 0.45 in training on
-/// AVX-512 with rows of 1024 in cache, 0.45 and 0.7 with rows of 64; masked columns cost one
+/// AVX-512 with rows of 1024 in cache, 0.37 and 0.7 with rows of 64; masked columns cost one
 /// store (see the README's performance section).
 ///
 /// `K` is the kernel variant, [`Best`] unless chosen with [`with_kernel`](Self::with_kernel).

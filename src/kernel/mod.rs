@@ -16,15 +16,17 @@
 //! Short rows, of at most four vectors ([`sealed::Passes::SHORT`]: 64 columns with 16 lanes),
 //! are done in registers instead: the same three steps without storing between them, the output
 //! written once. There the passes' overheads (bounds, loop control, reductions between loops)
-//! would cost more than the arithmetic.
+//! would cost more than the arithmetic. A matrix of them goes two rows at a time
+//! ([`sealed::Passes::short_pair`], with AVX2 or AVX-512): a row alone is one chain of dependent
+//! steps, two rows side by side keep the vector units busy.
 //!
 //! A matrix of longer rows is software-pipelined ([`forward_matrix`]): after pass 2 of an
 //! ordinary row, pass 1 of the next row (when its band is not empty) runs before pass 3, so that
 //! the reductions between passes overlap other work; after a special or empty row the next row
 //! runs its own pass 1. In training, a row's first block of keep bits is generated before its
 //! pass 2 (and, with AVX-512, rows of up to 64 columns eight at a time, of 65-128 four at a
-//! time), so that the generator's chain of dependent rounds overlaps the exponentials. Each
-//! row's result is exactly [`forward_row`]'s.
+//! time, their rare ties settled for the whole batch at once), so that the generator's chain of
+//! dependent rounds overlaps the exponentials. Each row's result is exactly [`forward_row`]'s.
 //!
 //! Columns outside the band are zero-filled and never otherwise touched. Rows whose maximum is
 //! NaN, `-inf` or `+inf` are finished by one shared routine, so their results are identical on
