@@ -397,7 +397,6 @@ fn forward_row_with<K: sealed::Passes>(
 ) -> RowStats {
     let (lo, hi) = span;
     if ahead.is_none()
-        && is_short::<K>(dst.len())
         && let Some(stats) = short_row::<K>(sc, finish, span, row, src, dst, keep.as_deref_mut())
     {
         return stats;
@@ -472,7 +471,10 @@ fn is_short<K: sealed::Passes>(n: usize) -> bool {
 }
 
 /// A row in registers ([`sealed::Passes::short_row`]), or `None` (nothing written) when it is
-/// special or not short.
+/// special or neither short nor banded within [`sealed::Passes::SHORT`] columns. A longer row
+/// whose band ends within the first `K::SHORT` columns (the first rows of a causal block) is done
+/// as the row of its first `K::SHORT` columns, the rest zeros: the same result, since columns
+/// outside the band only ever get zeros.
 fn short_row<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -482,14 +484,33 @@ fn short_row<K: sealed::Passes>(
     dst: &mut [f32],
     keep: Option<&mut K::Keep>,
 ) -> Option<RowStats> {
+    let w = short_width::<K>(dst.len(), span.1)?;
     let (rescale, plan) = match finish {
         Finish::Eval => (1.0, None),
         // Every output `+0 = 0 * e_j`, the statistics those of evaluation.
         Finish::Train(d, _) if d.drops_all() => (0.0, None),
         Finish::Train(d, key) => (d.rescale(), DropPlan::new(&d, key, row)),
     };
-    let (max, sum) = K::short_row(src, sc, dst, span, rescale, plan.as_ref(), keep)?;
+    let (head, tail) = dst.split_at_mut_checked(w)?;
+    // `src` covers `dst` (or the kernel sees the mismatch and declines).
+    let src = src.map(|x| x.get(..w).unwrap_or(x));
+    let (max, sum) = K::short_row(src, sc, head, span, rescale, plan.as_ref(), keep)?;
+    if !tail.is_empty() {
+        K::zero(tail);
+    }
     Some(RowStats { max, sum })
+}
+
+/// The columns a row of `n` columns whose band ends at `hi` is done on in registers: all of
+/// them when `n <= K::SHORT`, the first `K::SHORT` when the band ends there; `None` otherwise.
+fn short_width<K: sealed::Passes>(n: usize, hi: usize) -> Option<usize> {
+    if is_short::<K>(n) {
+        Some(n)
+    } else if K::SHORT > 0 && hi <= K::SHORT {
+        Some(K::SHORT)
+    } else {
+        None
+    }
 }
 
 /// What a training row's pass 3 needs after [`prepare_row`]: its plan and rescale.
@@ -575,12 +596,42 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
     let mut keep = K::new_keep();
     let c = cols.max(1);
     if is_short::<K>(cols) {
-        return short_rows::<K, PREPARE>(sc, finish, span, first_row, c, x, y, keep, record);
+        let (w, k) = (c, &mut keep);
+        return short_rows::<K, PREPARE>(sc, finish, &span, first_row, c, w, x, y, k, &mut record);
+    }
+    // The first rows whose bands end within `K::SHORT` columns (the top of a causal block):
+    // in registers, in pairs, as `short_row` would do them one at a time.
+    let lead = match K::SHORT {
+        0 => 0,
+        w => (0..y.len() / c).take_while(|&i| span(i).1 <= w).count(),
+    };
+    let (x_lead, x) = match x.map(|x| x.split_at_checked(lead * c)) {
+        Some(Some((a, b))) => (Some(a), Some(b)),
+        Some(None) => return debug_assert!(false, "x shorter than y"),
+        None => (None, None),
+    };
+    let Some((y_lead, y)) = y.split_at_mut_checked(lead * c) else {
+        return debug_assert!(false, "lead rows past y");
+    };
+    if lead > 0 {
+        let (w, k) = (K::SHORT, &mut keep);
+        short_rows::<K, PREPARE>(
+            sc,
+            finish,
+            &span,
+            first_row,
+            c,
+            w,
+            x_lead,
+            y_lead,
+            k,
+            &mut record,
+        );
     }
     let (mut xs, mut ys) = (x, y);
     let mut ahead = None;
-    let mut i = 0;
-    let mut here = span(0);
+    let mut i = lead;
+    let mut here = span(lead);
     while let Some((yr, y_next)) = ys.split_at_mut_checked(c) {
         // In place (`x` is `None`), each row is its own input.
         // (`x`, when given, holds as many rows as `y`.)
@@ -601,7 +652,9 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
         let mut next_ahead = None;
         let mut look_ahead = || {
             let xn = x_next.map(|x| x.get(..c));
+            // A next row for registers (see `short_row`) runs no pass 1 here, as alone.
             if next.0 < next.1
+                && short_width::<K>(c, next.1).is_none()
                 && xn != Some(None)
                 && let Some(yn) = y_next.get_mut(..c)
             {
@@ -650,10 +703,11 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
     }
 }
 
-/// [`rows`] of `c` columns, `c <= K::SHORT`, done in registers two at a time
-/// ([`sealed::Passes::short_pair`]), one at a time where a pair cannot be done so (a special
-/// row, the last row of an odd count). Nothing to pipeline, and no pass 1 may run ahead (it
-/// would store scores over a row in place).
+/// [`rows`] of `c` columns done in registers on their first `w` columns, two at a time
+/// ([`sealed::Passes::short_pair`]), the other columns zeros: rows of `c = w <= K::SHORT`
+/// columns, or the first rows of a longer matrix whose bands end within `w = K::SHORT` columns.
+/// One at a time where a pair cannot be done so (a special row, the last row of an odd count).
+/// Nothing to pipeline, and no pass 1 may run ahead (it would store scores over a row in place).
 #[allow(clippy::too_many_arguments)]
 fn short_rows<K: sealed::Passes, const PREPARE: bool>(
     sc: &Scores<'_>,
@@ -661,10 +715,11 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
     span: impl Fn(usize) -> (usize, usize),
     first_row: u64,
     c: usize,
+    w: usize,
     x: Option<&[f32]>,
     y: &mut [f32],
-    mut keep: K::Keep,
-    mut record: impl FnMut(RowStats),
+    keep: &mut K::Keep,
+    record: &mut impl FnMut(RowStats),
 ) {
     let rescale = match finish {
         Finish::Eval => 1.0,
@@ -687,22 +742,21 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
         let (y0, y1) = yp.split_at_mut(c);
         let rows = [i, i + 1].map(|i| first_row.wrapping_add(i as u64));
         let spans = [span(i), span(i + 1)];
-        let (src, dst) = ([x0, x1], [&mut *y0, &mut *y1]);
-        let pair = match finish {
-            Finish::Train(d, key) if PREPARE => {
-                match (
-                    DropPlan::new(&d, key, rows[0]),
-                    DropPlan::new(&d, key, rows[1]),
-                ) {
-                    (Some(p0), Some(p1)) => {
-                        let plans = [&p0, &p1];
-                        K::short_pair_train(src, sc, dst, spans, rescale, plans, &mut keep)
+        let pair = match (y0.split_at_mut_checked(w), y1.split_at_mut_checked(w)) {
+            (Some((h0, t0)), Some((h1, t1))) => {
+                let src = [x0, x1].map(|x| x.map(|x| x.get(..w).unwrap_or(x)));
+                let stats =
+                    short_pair::<K, PREPARE>(finish, src, sc, [h0, h1], spans, rescale, rows, keep);
+                if stats.is_some() {
+                    for t in [t0, t1] {
+                        if !t.is_empty() {
+                            K::zero(t);
+                        }
                     }
-                    _ => None,
                 }
+                stats
             }
-            _ if PREPARE => None,
-            _ => K::short_pair(src, sc, dst, spans, rescale),
+            _ => None,
         };
         if let Some(stats) = pair {
             for (max, sum) in stats {
@@ -710,10 +764,10 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
             }
         } else {
             record(one_short::<K, PREPARE>(
-                sc, finish, spans[0], rows[0], x0, y0, &mut keep,
+                sc, finish, spans[0], rows[0], x0, y0, keep,
             ));
             record(one_short::<K, PREPARE>(
-                sc, finish, spans[1], rows[1], x1, y1, &mut keep,
+                sc, finish, spans[1], rows[1], x1, y1, keep,
             ));
         }
         i += 2;
@@ -732,8 +786,32 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
             row,
             xr,
             yr,
-            &mut keep,
+            keep,
         ));
+    }
+}
+
+/// A pair of [`short_rows`] through the variant's pair kernels: `None` as they return it, or when
+/// a training row needs no generator (then each row goes alone).
+#[allow(clippy::too_many_arguments)]
+fn short_pair<K: sealed::Passes, const PREPARE: bool>(
+    finish: Finish,
+    src: [Option<&[f32]>; 2],
+    sc: &Scores<'_>,
+    dst: [&mut [f32]; 2],
+    spans: [(usize, usize); 2],
+    rescale: f32,
+    rows: [u64; 2],
+    keep: &mut K::Keep,
+) -> Option<[(f32, f32); 2]> {
+    match finish {
+        Finish::Train(d, key) if PREPARE => {
+            let p0 = DropPlan::new(&d, key, rows[0])?;
+            let p1 = DropPlan::new(&d, key, rows[1])?;
+            K::short_pair_train(src, sc, dst, spans, rescale, [&p0, &p1], keep)
+        }
+        _ if PREPARE => None,
+        _ => K::short_pair(src, sc, dst, spans, rescale),
     }
 }
 
