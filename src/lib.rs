@@ -64,7 +64,10 @@
 //! exponential's error ([`MAX_EXP_REL_ERROR`]), the `f32` rounding of `z_j - m` (relative error
 //! `|z_j - m| 2^-24` in `exp`, unavoidable without wider arithmetic and shared by every `f32`
 //! softmax), the sum's rounding, and the flush of `e_j` below `2^-126` to zero (on every path, so the
-//! zeros of two paths always coincide).
+//! zeros of two paths always coincide). The sum is taken in blocks of 16 vectors, each
+//! joining a compensated (Kahan) total, so a row dominated by one term, where a plain `f32` total
+//! would lose the same fraction of an ulp at every block, stays within the bound too (a fuzz case
+//! in `tests/data/fuzz/forward/` pins it).
 //!
 //! What is bit-identical across kernel variants, lane widths and builds (baseline, x86-64-v3,
 //! native; checked against committed digests in every CI build): every keep decision, hence
