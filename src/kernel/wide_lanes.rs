@@ -483,7 +483,9 @@ type Pair<'a> = (
 
 /// Where a pair of short rows gets its keep bits: [`AllKept`] (evaluation), or the plans and
 /// the matrix's [`Prepared`] (training). Static, so that evaluation carries no training code:
-/// one function for both, choosing at run time, measured evaluation pairs 10-15 % slower.
+/// a first version, one function for both choosing at run time, timed evaluation pairs at
+/// 0.50-0.52 ns/element against 0.36 for this form (4096 x 64, 2026-11-29; how much of that
+/// was code layout was not settled, see the README on `benches/ab`).
 trait PairKeep<const N: usize> {
     /// Generates the keep bits of both rows, bands `span`, before their arithmetic.
     fn prepare<U: U32s<N>>(&mut self, span: [(usize, usize); 2]);
