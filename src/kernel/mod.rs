@@ -727,19 +727,23 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
         Finish::Train(d, _) if d.drops_all() => 0.0,
         Finish::Train(d, _) => d.rescale(),
     };
-    let mut xs = x.map(|x| x.chunks_exact(2 * c));
-    let mut pairs = y.chunks_exact_mut(2 * c);
+    // Never 0 (`c >= 1`), written so that no panic path is left for the no-panic probe.
+    let two = c.saturating_mul(2).max(2);
+    let mut xs = x.map(|x| x.chunks_exact(two));
+    let mut pairs = y.chunks_exact_mut(two);
     let mut i = 0;
     for yp in pairs.by_ref() {
         let (x0, x1) = match xs.as_mut().map(Iterator::next) {
+            Some(Some(xp)) => match xp.split_at_checked(c) {
+                Some((a, b)) => (Some(a), Some(b)),
+                None => return debug_assert!(false, "a pair of rows is 2 c long"),
+            },
             Some(None) => return debug_assert!(false, "x shorter than y"),
-            Some(Some(xp)) => {
-                let (a, b) = xp.split_at(c);
-                (Some(a), Some(b))
-            }
             None => (None, None),
         };
-        let (y0, y1) = yp.split_at_mut(c);
+        let Some((y0, y1)) = yp.split_at_mut_checked(c) else {
+            return debug_assert!(false, "a pair of rows is 2 c long");
+        };
         let rows = [i, i + 1].map(|i| first_row.wrapping_add(i as u64));
         let spans = [span(i), span(i + 1)];
         let pair = match (y0.split_at_mut_checked(w), y1.split_at_mut_checked(w)) {
