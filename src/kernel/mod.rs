@@ -229,6 +229,10 @@ pub(crate) mod sealed {
             let _ = (src, sc, dst, span, rescale, plan, keep);
             None
         }
+        /// Whether a matrix's rows in registers go two at a time ([`short_pair`](Self::short_pair),
+        /// [`short_pair_train`](Self::short_pair_train)), and longer rows whose band ends within
+        /// [`SHORT`](Self::SHORT) columns go in registers too (see `short_row`).
+        const PAIRS: bool = false;
         /// Two rows of [`short_row`](Self::short_row) without a plan, the same length, each
         /// with its own source and band, done together: the same results as two calls.
         /// `None`, having written nothing, when either row is special or the variant does not
@@ -506,7 +510,7 @@ fn short_row<K: sealed::Passes>(
 fn short_width<K: sealed::Passes>(n: usize, hi: usize) -> Option<usize> {
     if is_short::<K>(n) {
         Some(n)
-    } else if K::SHORT > 0 && hi <= K::SHORT {
+    } else if K::PAIRS && K::SHORT > 0 && hi <= K::SHORT {
         Some(K::SHORT)
     } else {
         None
@@ -602,6 +606,7 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
     // The first rows whose bands end within `K::SHORT` columns (the top of a causal block):
     // in registers, in pairs, as `short_row` would do them one at a time.
     let lead = match K::SHORT {
+        _ if !K::PAIRS => 0,
         0 => 0,
         w => (0..y.len() / c).take_while(|&i| span(i).1 <= w).count(),
     };
@@ -704,7 +709,8 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
 }
 
 /// [`rows`] of `c` columns done in registers on their first `w` columns, two at a time
-/// ([`sealed::Passes::short_pair`]), the other columns zeros: rows of `c = w <= K::SHORT`
+/// ([`sealed::Passes::short_pair`]; one at a time without [`sealed::Passes::PAIRS`]), the other
+/// columns zeros: rows of `c = w <= K::SHORT`
 /// columns, or the first rows of a longer matrix whose bands end within `w = K::SHORT` columns.
 /// One at a time where a pair cannot be done so (a special row, the last row of an odd count).
 /// Nothing to pipeline, and no pass 1 may run ahead (it would store scores over a row in place).
@@ -727,6 +733,26 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
         Finish::Train(d, _) if d.drops_all() => 0.0,
         Finish::Train(d, _) => d.rescale(),
     };
+    if !K::PAIRS {
+        let mut xs = x.map(|x| x.chunks_exact(c.max(1)));
+        for (i, yr) in y.chunks_exact_mut(c.max(1)).enumerate() {
+            let xr = match xs.as_mut().map(Iterator::next) {
+                Some(None) => return debug_assert!(false, "x shorter than y"),
+                xr => xr.flatten(),
+            };
+            let row = first_row.wrapping_add(i as u64);
+            record(one_short::<K, PREPARE>(
+                sc,
+                finish,
+                span(i),
+                row,
+                xr,
+                yr,
+                keep,
+            ));
+        }
+        return;
+    }
     // Never 0 (`c >= 1`), written so that no panic path is left for the no-panic probe.
     let two = c.saturating_mul(2).max(2);
     let mut xs = x.map(|x| x.chunks_exact(two));

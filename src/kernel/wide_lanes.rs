@@ -440,10 +440,12 @@ fn short_row<const N: usize, V: F32s<N>>(
     }
 }
 
-/// Whether short rows go in pairs ([`short_pair`]): with AVX2 or AVX-512. Measured on Zen 4
-/// (2026-11-29, `4096 x 64`, best of several processes): evaluation 20 % faster with AVX-512,
-/// 14 % with AVX2; training 15 % and 8 % (with the ties settled per batch, see
-/// [`Prepared::refill_64`]); SSE2 gained nothing.
+/// `Passes::PAIRS`: short rows go in pairs ([`short_pair`]), and longer rows banded within
+/// `SHORT` columns in registers, with AVX2 or AVX-512. Measured on Zen 4 (2026-11-29,
+/// `4096 x 64`, best of several processes): evaluation 20 % faster with AVX-512, 14 % with AVX2;
+/// training 15 % and 8 % (with the ties settled per batch, see [`Prepared::refill`]). With SSE2
+/// pairs gained nothing, and the whole scheme (pairs tried and declined, banded rows in
+/// registers) measured 2-6 % slower on short rows and 6-14 % on causal blocks of 128.
 const PAIRS: bool = cfg!(target_feature = "avx2");
 
 /// `Passes::short_pair`: two evaluation rows (or training rows without a generator) in
@@ -1523,6 +1525,7 @@ macro_rules! wide_passes {
                 apply_kept::<$n, $v, LONG_SLOTS>(dst, lo, hi, factor, plan, &mut keep.mask, true)
             }
             const SHORT: usize = SHORT_CHUNKS * $n;
+            const PAIRS: bool = PAIRS;
             fn short_row(
                 src: Option<&[f32]>,
                 sc: &Scores<'_>,
