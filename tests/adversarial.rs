@@ -12,14 +12,10 @@
 
 mod common;
 
-use common::{bound, oracle, rng, row, uniform};
+use common::{bits, bound, oracle, rng, row, uniform};
 use dropmax::{
     Dropout, DropoutKey, Mask, RowKernel, RowStats, Scalar, SoftmaxDropout, keep, mask_uniform,
 };
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|f| f.to_bits()).collect()
-}
 
 fn stat_bits(st: &RowStats) -> [u32; 2] {
     [st.max.to_bits(), st.sum.to_bits()]

@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::{bits, stats_bits};
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -171,16 +173,6 @@ impl Case {
 
 fn out_buffer(len: usize) -> Vec<f32> {
     vec![f32::from_bits(OUT_SENTINEL); len]
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-fn stats_bits(s: &[RowStats]) -> Vec<(u32, u32)> {
-    s.iter()
-        .map(|s| (s.max.to_bits(), s.sum.to_bits()))
-        .collect()
 }
 
 /// Checks that every element outside the rows still holds `OUT_SENTINEL`.

@@ -7,10 +7,6 @@ use common::*;
 use dropmax::{Dropout, DropoutKey, Mask, RowKernel, RowStats, SoftmaxDropout};
 use rand_core::Rng;
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|f| f.to_bits()).collect()
-}
-
 fn split_invariance<K: RowKernel>() {
     let mut r = rng(21);
     let (rows, cols) = (37usize, 45usize);

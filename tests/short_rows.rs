@@ -18,16 +18,6 @@ mod common;
 use common::*;
 use dropmax::{Best, Dropout, DropoutKey, Mask, RowStats, SoftmaxDropout};
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|f| f.to_bits()).collect()
-}
-
-fn stats_bits(s: &[RowStats]) -> Vec<(u32, u32)> {
-    s.iter()
-        .map(|s| (s.max.to_bits(), s.sum.to_bits()))
-        .collect()
-}
-
 /// Logits for `rows x cols`, with the special rows listed in `special` as `(row, kind)`.
 fn logits(rows: usize, cols: usize, seed: u64, special: &[(usize, u8)]) -> Vec<f32> {
     let mut r = rng(seed);

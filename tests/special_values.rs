@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::bits;
+
 use dropmax::{Dropout, DropoutKey, Error, Mask, RowKernel, RowStats, SoftmaxDropout};
 
 const LENGTHS: [usize; 9] = [1, 3, 4, 5, 15, 16, 17, 33, 70];
@@ -24,10 +26,6 @@ fn run<K: RowKernel>(op: SoftmaxDropout<'_>, x: &[f32]) -> (Vec<f32>, RowStats) 
     assert_eq!(bits(&y), bits(&z), "{}: in place differs", K::NAME);
     assert_eq!(format!("{st:?}"), format!("{st2:?}"));
     (y, st)
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|f| f.to_bits()).collect()
 }
 
 /// Runs every variant and returns the scalar result. Special rows (non-finite max) must agree

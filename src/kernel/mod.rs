@@ -734,24 +734,7 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
         Finish::Train(d, _) => d.rescale(),
     };
     if !K::PAIRS {
-        let mut xs = x.map(|x| x.chunks_exact(c.max(1)));
-        for (i, yr) in y.chunks_exact_mut(c.max(1)).enumerate() {
-            let xr = match xs.as_mut().map(Iterator::next) {
-                Some(None) => return debug_assert!(false, "x shorter than y"),
-                xr => xr.flatten(),
-            };
-            let row = first_row.wrapping_add(i as u64);
-            record(one_short::<K, PREPARE>(
-                sc,
-                finish,
-                span(i),
-                row,
-                xr,
-                yr,
-                keep,
-            ));
-        }
-        return;
+        return one_by_one::<K, PREPARE>(sc, finish, &span, first_row, 0, c, x, y, keep, record);
     }
     // Never 0 (`c >= 1`), written so that no panic path is left for the no-panic probe.
     let two = c.saturating_mul(2).max(2);
@@ -802,12 +785,32 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
         }
         i += 2;
     }
+    // The last row of an odd count.
+    let xr = xs.map(|x| x.remainder());
     let yr = pairs.into_remainder();
-    if !yr.is_empty() {
-        let xr = xs.map(|x| x.remainder());
-        if xr.is_some_and(|x| x.len() != yr.len()) {
-            return debug_assert!(false, "x shorter than y");
-        }
+    one_by_one::<K, PREPARE>(sc, finish, &span, first_row, i, c, xr, yr, keep, record);
+}
+
+/// Rows `i0 ..` of [`short_rows`] (`c` columns each), one at a time ([`one_short`]).
+#[allow(clippy::too_many_arguments)]
+fn one_by_one<K: sealed::Passes, const PREPARE: bool>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    span: impl Fn(usize) -> (usize, usize),
+    first_row: u64,
+    i0: usize,
+    c: usize,
+    x: Option<&[f32]>,
+    y: &mut [f32],
+    keep: &mut K::Keep,
+    record: &mut impl FnMut(RowStats),
+) {
+    let mut xs = x.map(|x| x.chunks_exact(c.max(1)));
+    for (i, yr) in (i0..).zip(y.chunks_exact_mut(c.max(1))) {
+        let xr = match xs.as_mut().map(Iterator::next) {
+            Some(None) => return debug_assert!(false, "x shorter than y"),
+            xr => xr.flatten(),
+        };
         let row = first_row.wrapping_add(i as u64);
         record(one_short::<K, PREPARE>(
             sc,

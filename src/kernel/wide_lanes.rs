@@ -444,7 +444,7 @@ fn short_row<const N: usize, V: F32s<N>>(
 /// `SHORT` columns in registers, with AVX2 or AVX-512. Measured on Zen 4 (2026-11-29,
 /// `4096 x 64`, best of several processes): evaluation 20 % faster with AVX-512, 14 % with AVX2;
 /// training 15 % and 8 % (with the ties settled per batch, see [`Prepared::refill`]). With SSE2
-/// pairs gained nothing, and the whole scheme (pairs tried and declined, banded rows in
+/// (a pair of rows of 64 columns needs 32 registers of 4 lanes just to hold) pairs gained nothing, and the whole scheme (pairs tried and declined, banded rows in
 /// registers) measured 2-6 % slower on short rows and 6-14 % on causal blocks of 128.
 const PAIRS: bool = cfg!(target_feature = "avx2");
 
@@ -1544,12 +1544,6 @@ macro_rules! wide_passes {
                 span: [(usize, usize); 2],
                 rescale: f32,
             ) -> Option<[(f32, f32); 2]> {
-                // Pairs only with 16 vector registers of 8 lanes or more. On SSE2 a pair of rows
-                // of 64 columns needs 32 registers just to hold, and measured no faster than
-                // rows one at a time (4096 x 64, 2026-11-29).
-                if !PAIRS {
-                    return None;
-                }
                 short_pair::<$n, $v>(src, sc, dst, span, rescale)
             }
             fn short_pair_train(
@@ -1561,9 +1555,6 @@ macro_rules! wide_passes {
                 plan: [&DropPlan; 2],
                 keep: &mut Self::Keep,
             ) -> Option<[(f32, f32); 2]> {
-                if !PAIRS {
-                    return None;
-                }
                 short_pair_train::<$n, $v>(src, sc, dst, span, rescale, plan, keep)
             }
             fn zero(dst: &mut [f32]) {

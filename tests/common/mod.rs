@@ -53,6 +53,18 @@ pub fn bound(y_star: f64, z: f32, m: f64, rescale: f64, rel: f64) -> f64 {
     (rel + d * f64::from(2f32.powi(-24))) * y_star + f64::from(f32::MIN_POSITIVE) * rescale
 }
 
+/// The bits of each value: for comparisons that must hold bit for bit.
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+/// The bits of each row's statistics `(m, S)`.
+pub fn stats_bits(s: &[dropmax::RowStats]) -> Vec<(u32, u32)> {
+    s.iter()
+        .map(|s| (s.max.to_bits(), s.sum.to_bits()))
+        .collect()
+}
+
 /// Runs `$body` once per kernel variant, with `$k` bound to the variant type.
 #[macro_export]
 macro_rules! for_each_kernel {
