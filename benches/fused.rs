@@ -25,6 +25,10 @@
 //!   are allocated outside the timed loop; the setup checks that it drops exactly the same
 //!   elements as `train_full`;
 //! - `softmax_only`: evaluation with scale 1, no mask: the softmax alone;
+//! - `dropout_only`: `Dropout::apply` row by row on `y`, in place: dropout alone, the generator
+//!   and one scaling pass (`y`'s values only grow or become zero, so no subnormal slows it);
+//! - `mask_bits`: `Dropout::mask_bits` of every row into a packed bit buffer: the generator and
+//!   the threshold test alone, no `f32` traffic;
 //! - `copy`: `y.copy_from_slice(&x)`, the memory floor.
 //!
 //! A last group, `variants_256x1024_train_full`, runs `train_full` on `256x1024` with each SIMD
@@ -74,6 +78,7 @@ struct Bufs {
     y: Vec<f32>,
     t: Vec<f32>,
     stats: Vec<RowStats>,
+    bits: Vec<u8>,
 }
 
 impl Bufs {
@@ -86,6 +91,7 @@ impl Bufs {
             y: vec![0.0; n],
             t: vec![0.0; n],
             stats: vec![RowStats::EMPTY; rows],
+            bits: vec![0; n.div_ceil(8)],
         }
     }
 }
@@ -137,6 +143,26 @@ fn unfused_train(softmax: &SoftmaxDropout<'_>, dropout: &Dropout, b: &mut Bufs) 
     black_box(&mut b.y);
 }
 
+/// Dropout alone, in place on `y`, row by row.
+fn dropout_only(dropout: &Dropout, b: &mut Bufs) {
+    for (i, row) in b.y.chunks_exact_mut(b.cols).enumerate() {
+        dropout
+            .apply(KEY, i as u64, black_box(row))
+            .expect("row fits");
+    }
+    black_box(&mut b.y);
+}
+
+/// The packed keep bits of every row: the generator and the threshold test alone.
+fn mask_only(dropout: &Dropout, b: &mut Bufs) {
+    for (i, row) in b.bits.chunks_exact_mut(b.cols / 8).enumerate() {
+        dropout
+            .mask_bits(KEY, i as u64, black_box(row))
+            .expect("row fits");
+    }
+    black_box(&mut b.bits);
+}
+
 fn configure(g: &mut BenchmarkGroup<'_, WallTime>, b: &Bufs) {
     g.throughput(Throughput::Elements((b.rows * b.cols) as u64))
         .sample_size(20)
@@ -170,8 +196,16 @@ fn matrix_group(c: &mut Criterion, rows: usize, cols: usize) {
     let fused_zeros: Vec<bool> = b.y.iter().map(|&v| v == 0.0).collect();
     unfused_train(&softmax, &dropout, &mut b);
     assert!(
-        b.y.iter().map(|&v| v == 0.0).eq(fused_zeros),
+        b.y.iter()
+            .map(|&v| v == 0.0)
+            .eq(fused_zeros.iter().copied()),
         "unfused and fused dropout masks differ"
+    );
+    mask_only(&dropout, &mut b);
+    let kept = (0..rows * cols).map(|k| b.bits[k / 8] >> (k % 8) & 1 == 1);
+    assert!(
+        kept.eq(fused_zeros.iter().map(|&zero| !zero)),
+        "mask_bits and the fused kernel's zeros differ"
     );
 
     let mut g = c.benchmark_group(format!("{rows}x{cols}"));
@@ -190,6 +224,10 @@ fn matrix_group(c: &mut Criterion, rows: usize, cols: usize) {
     g.bench_function("softmax_only", |bch| {
         bch.iter(|| fused_full(&softmax, &mut b))
     });
+    g.bench_function("dropout_only", |bch| {
+        bch.iter(|| dropout_only(&dropout, &mut b))
+    });
+    g.bench_function("mask_bits", |bch| bch.iter(|| mask_only(&dropout, &mut b)));
     g.bench_function("copy", |bch| {
         bch.iter(|| {
             b.y.copy_from_slice(black_box(&b.x));
