@@ -1162,9 +1162,12 @@ pub(crate) fn mask_bits(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut 
     let mut words = [0u64; 64];
     for (b, bytes) in out.chunks_mut(512).enumerate() {
         <Best as sealed::Passes>::keep_words(&plan, b * 4096, &mut words, end);
-        let word_bytes = words.iter().flat_map(|w| w.to_le_bytes());
-        for (d, s) in bytes.iter_mut().zip(word_bytes) {
-            *d = s;
+        // A word's bytes at a time: a byte-by-byte copy took a fifth of the export's time.
+        for (d, w) in bytes.chunks_mut(8).zip(words) {
+            let w = w.to_le_bytes();
+            if let Some(w) = w.get(..d.len()) {
+                d.copy_from_slice(w);
+            }
         }
     }
 }
