@@ -26,6 +26,9 @@ pub enum Error {
     RowTooLong,
     /// A chunk of a split row that does not start at a multiple of 64 columns.
     ChunkAlignment,
+    /// The kernel variant needs instructions this CPU lacks (see
+    /// [`RowKernel::is_supported`](crate::RowKernel::is_supported)).
+    UnsupportedKernel,
 }
 
 impl fmt::Display for Error {
@@ -44,6 +47,9 @@ impl fmt::Display for Error {
             Error::RowTooLong => f.write_str("training row longer than u32::MAX columns"),
             Error::ChunkAlignment => {
                 f.write_str("row chunk does not start at a multiple of 64 columns")
+            }
+            Error::UnsupportedKernel => {
+                f.write_str("the kernel variant needs instructions this CPU lacks")
             }
         }
     }

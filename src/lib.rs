@@ -108,6 +108,7 @@ mod batch;
 pub mod dropout;
 mod error;
 mod exp;
+mod isa;
 mod kernel;
 mod lanes;
 mod mask;
@@ -118,6 +119,9 @@ pub use batch::{AttentionBatch, AttentionShape};
 pub use dropout::{Dropout, DropoutKey, keep, mask_uniform};
 pub use error::Error;
 pub use exp::MAX_REL_ERROR as MAX_EXP_REL_ERROR;
+#[cfg(target_arch = "x86_64")]
+pub use isa::x86_64::{avx2::Avx2, avx512::Avx512};
+pub use isa::{Isa, isa};
 pub use kernel::{Best, Probabilities, RowKernel, RowStats, Scalar, Wide4, Wide8, Wide16};
 pub use mask::Mask;
 pub use softmax::{MatrixProbabilities, Mode, SoftmaxDropout};

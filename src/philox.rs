@@ -16,11 +16,10 @@
 //! - [`Philox4x32`]: a sequential generator over consecutive counters, implementing `rand_core`'s
 //!   [`TryRng`] (hence [`Rng`](rand_core::Rng)) and [`SeedableRng`].
 //!
-//! The vector forms run on `wide`'s `u32` lanes; with AVX-512 the 16-lane form instead holds one
-//! block per 64-bit lane (two registers of 8), where a round is 6 instructions per 8 blocks: the
-//! multiply reads the low halves directly and one dword shuffle brings the high halves down
-//! (`wide`'s general 32-bit widening multiply spends 8 shuffles and unpacks per 16 lanes). Both
-//! give the same bits; the unit tests and the known answers run on every build.
+//! The vector forms here run on `wide`'s `u32` lanes. The kernels' own generators are the
+//! tables' (`lanes::U32s`): the AVX-512 table holds one block per 64-bit lane, where a round is
+//! 6 instructions per 8 blocks (`isa::x86_64::avx512`). Every form gives the same bits; the unit
+//! tests and the known answers run on every build and table.
 
 use crate::lanes::U32s;
 use core::convert::Infallible;
@@ -28,13 +27,13 @@ use rand_core::{SeedableRng, TryRng};
 use wide::{u32x4, u32x8, u32x16};
 
 /// Round multipliers (Random123's `PHILOX_M4x32_0`, `PHILOX_M4x32_1`).
-const M0: u32 = 0xD251_1F53;
-const M1: u32 = 0xCD9E_8D57;
+pub(crate) const M0: u32 = 0xD251_1F53;
+pub(crate) const M1: u32 = 0xCD9E_8D57;
 /// Key schedule increments, the Weyl sequence (`PHILOX_W32_0`, `PHILOX_W32_1`).
-const W0: u32 = 0x9E37_79B9;
-const W1: u32 = 0xBB67_AE85;
+pub(crate) const W0: u32 = 0x9E37_79B9;
+pub(crate) const W1: u32 = 0xBB67_AE85;
 /// Philox4x32-10: ten rounds, the variant Random123 recommends and `std::philox4x32` fixes.
-const ROUNDS: u32 = 10;
+pub(crate) const ROUNDS: u32 = 10;
 
 /// One Philox4x32-10 block: 128 random bits from a 128-bit counter and a 64-bit key.
 ///
@@ -178,254 +177,6 @@ pub(crate) fn portable_in_order_x2<const N: usize, U: U32s<N>>(
     let second = first.wrapping_add(N as u32);
     let (a, b) = portable_x2::<N, U>(counters(first, c), counters(second, c), key);
     (U::transpose_quarters(a), U::transpose_quarters(b))
-}
-
-/// Word 0 of Philox4x32-10 for the eight counters `[c0[l], c1, c2, c3]`: the tie-break words,
-/// a few per row, whose block is a latency-bound chain of rounds with little to overlap. Eight
-/// lanes, not sixteen, halve its cost (one 512-bit register of 64-bit lanes on AVX-512).
-#[inline(always)]
-pub(crate) fn philox_word0_x8(c0: [u32; 8], c1: u32, c2: u32, c3: u32, key: [u32; 2]) -> [u32; 8] {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    {
-        avx512::word0_x8(c0, [c1, c2, c3], key)
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-    {
-        let ctr = [
-            u32x8::new(c0),
-            u32x8::splat(c1),
-            u32x8::splat(c2),
-            u32x8::splat(c3),
-        ];
-        philox_lanes::<8, u32x8>(ctr, key)[0].to_array()
-    }
-}
-
-/// Philox rounds for 16 lanes on AVX-512, one block per 64-bit lane.
-///
-/// `vpmuludq` multiplies the low 32 bits of each 64-bit lane into a full 64-bit product, so a
-/// block whose words sit in the low halves of 64-bit lanes needs no shuffle before the multiply,
-/// and its product's two halves are `lo` (in place) and `hi` (one `vpshufd` away). The high
-/// halves carry garbage that no later step reads. A round is then 2 multiplies, 2 shuffles and 2
-/// three-way xors per 8 blocks, against `wide`'s general `mul_keep_low_high`, which spends 6
-/// shuffles and unpacks per multiply to return the halves in 32-bit lane order.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-pub(crate) mod avx512 {
-    use super::{M0, M1, ROUNDS, W0, W1};
-    use safe_arch::{
-        bitxor_m512i, m512i, mul_u32_wide_m512i, permute2_i32_m512i, set_splat_i32_m512i,
-        shuffle_abv_i64_all_m512i, shuffle_i32_m512i, unpack_high_i32_m512i, unpack_low_i32_m512i,
-    };
-    use wide::u32x16;
-
-    /// 8 blocks, word `i` of block `k` in the low half of 64-bit lane `k` of `.0[i]`.
-    type Eight = [m512i; 4];
-
-    /// Lanes `4k, 4k+1` of each 128-bit quarter `k` into `lo`, lanes `4k+2, 4k+3` into `hi`.
-    #[inline(always)]
-    fn spread(v: [u32x16; 4]) -> (Eight, Eight) {
-        let m = v.map(wide::bytemuck::cast::<u32x16, m512i>);
-        (
-            m.map(|w| unpack_low_i32_m512i(w, w)),
-            m.map(|w| unpack_high_i32_m512i(w, w)),
-        )
-    }
-
-    /// The inverse of [`spread`]: the low halves back in lane order (one `vpermt2d` a word).
-    #[inline(always)]
-    fn gather(lo: Eight, hi: Eight) -> [u32x16; 4] {
-        let idx: m512i =
-            wide::bytemuck::cast([0i32, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30]);
-        core::array::from_fn(|i| {
-            let (l, h) = (lo[i], hi[i]);
-            wide::bytemuck::cast(permute2_i32_m512i(l, idx, h))
-        })
-    }
-
-    /// The round keys, from memory: a broadcast from memory costs only a load, where one from a
-    /// register takes a vector port from the rounds (three uops a round with the key's add).
-    #[inline(always)]
-    fn schedule(key: [u32; 2]) -> [[u32; 2]; ROUNDS as usize] {
-        let mut ks = [key; ROUNDS as usize];
-        for r in 1..ks.len() {
-            ks[r] = [ks[r - 1][0].wrapping_add(W0), ks[r - 1][1].wrapping_add(W1)];
-        }
-        core::hint::black_box(ks)
-    }
-
-    /// The high half of each 64-bit lane moved into its low half.
-    #[inline(always)]
-    fn high(p: m512i) -> m512i {
-        shuffle_i32_m512i::<0b10_11_00_01>(p)
-    }
-
-    #[inline(always)]
-    fn round(c: Eight, m0: m512i, m1: m512i, k0: m512i, k1: m512i) -> Eight {
-        let [c0, c1, c2, c3] = c;
-        let p0 = mul_u32_wide_m512i(c0, m0);
-        let p1 = mul_u32_wide_m512i(c2, m1);
-        [
-            bitxor_m512i(bitxor_m512i(high(p1), c1), k0),
-            p1,
-            bitxor_m512i(bitxor_m512i(high(p0), c3), k1),
-            p0,
-        ]
-    }
-
-    /// The ten rounds on `C` independent chains of 8 blocks, interleaved round by round: one
-    /// chain is latency-bound, four keep both 512-bit ports busy.
-    #[inline(always)]
-    fn rounds<const C: usize>(mut chains: [Eight; C], key: [u32; 2]) -> [Eight; C] {
-        let (m0, m1) = (
-            set_splat_i32_m512i(M0 as i32),
-            set_splat_i32_m512i(M1 as i32),
-        );
-        for &[k0, k1] in &schedule(key) {
-            let (kv0, kv1) = (
-                set_splat_i32_m512i(k0 as i32),
-                set_splat_i32_m512i(k1 as i32),
-            );
-            for c in &mut chains {
-                *c = round(*c, m0, m1, kv0, kv1);
-            }
-        }
-        chains
-    }
-
-    /// Word 0 of eight blocks `[c0[l], c[0], c[1], c[2]]`: one chain.
-    #[inline(always)]
-    pub(crate) fn word0_x8(c0: [u32; 8], c: [u32; 3], key: [u32; 2]) -> [u32; 8] {
-        let wide = |v: [u32; 8]| -> m512i { wide::bytemuck::cast(v.map(u64::from)) };
-        let s = [wide(c0), wide([c[0]; 8]), wide([c[1]; 8]), wide([c[2]; 8])];
-        let [s] = rounds([s], key);
-        wide::bytemuck::cast::<m512i, [u64; 8]>(s[0]).map(|w| w as u32)
-    }
-
-    /// Word 0 of eight blocks `[c0[l], c1, rows[l] as u32, (rows[l] >> 32) as u32]`: one chain.
-    #[inline(always)]
-    pub(crate) fn word0_x8_rows(c0: [u32; 8], c1: u32, rows: [u64; 8], key: [u32; 2]) -> [u32; 8] {
-        let wide = |v: [u32; 8]| -> m512i { wide::bytemuck::cast(v.map(u64::from)) };
-        let s = [
-            wide(c0),
-            wide([c1; 8]),
-            wide(rows.map(|r| r as u32)),
-            wide(rows.map(|r| (r >> 32) as u32)),
-        ];
-        let [s] = rounds([s], key);
-        wide::bytemuck::cast::<m512i, [u64; 8]>(s[0]).map(|w| w as u32)
-    }
-
-    /// One batch of 16 blocks, two chains of 8 in flight.
-    #[inline(always)]
-    pub(crate) fn philox_x1(a: [u32x16; 4], key: [u32; 2]) -> [u32x16; 4] {
-        let (lo, hi) = spread(a);
-        let [lo, hi] = rounds([lo, hi], key);
-        gather(lo, hi)
-    }
-
-    /// Blocks `first .. first + 4` (wrapping) with counters `[first + b, c[0], c[1], c[2]]`, in
-    /// output order, one per 128-bit lane: a row of up to 64 columns. One register, so one
-    /// latency-bound chain; a round reverses the product's dwords `[lo0, hi0, lo1, hi1]` and xors
-    /// in `[w1, 0, w3, 0]` (a 64-bit shift of the state) and the key: four instructions and 7
-    /// cycles a round, where [`in_order`] would spend 8 blocks' work on these 4.
-    #[inline(always)]
-    pub(crate) fn in_order_4(first: u32, c: [u32; 3], key: [u32; 2]) -> u32x16 {
-        let per_lane = |f: fn(usize) -> u32| -> u32x16 { u32x16::new(core::array::from_fn(f)) };
-        let m: m512i = wide::bytemuck::cast(per_lane(|d| [M0, 0, M1, 0][d % 4]));
-        let step = per_lane(|d| [W0, 0, W1, 0][d % 4]);
-        let [k0, k1] = key;
-        let mut k = u32x16::new(core::array::from_fn(|d| [k0, 0, k1, 0][d % 4]));
-        let [c0, c1, c2] = c;
-        let mut v = u32x16::new(core::array::from_fn(|d| {
-            [first.wrapping_add((d / 4) as u32), c0, c1, c2][d % 4]
-        }));
-        for round in 0..ROUNDS {
-            if round > 0 {
-                k += step;
-            }
-            let p = mul_u32_wide_m512i(wide::bytemuck::cast(v), m);
-            let p: u32x16 = wide::bytemuck::cast(shuffle_i32_m512i::<0b00_01_10_11>(p));
-            let w = wide::bytemuck::cast::<u32x16, wide::u64x8>(v) >> 32;
-            v = p ^ wide::bytemuck::cast::<wide::u64x8, u32x16>(w) ^ k;
-        }
-        v
-    }
-
-    /// Blocks `first + b` (`b < 8 C`, wrapping) with counters `[first + b, c[0], c[1], c[2]]`,
-    /// in output order ([`super::blocks_in_order`]): element `[i][h]` holds blocks
-    /// `8 i + 4 h .. 8 i + 4 h + 4`, one per 128-bit lane, its words in order. `C` independent
-    /// chains of 8.
-    ///
-    /// The rounds are those above (a block per 64-bit lane, the counter's constant words
-    /// splats, so nothing to spread), then four permutes per 8 blocks
-    /// ([`chains_in_order`]), against 60 instructions for the rounds. Rounds kept in block order (one
-    /// block per 128-bit lane, three instructions per round per 4 blocks) measured 10 % slower:
-    /// LLVM fuses their blend and shuffle into one `vpermt2d`, three cycles on every round's
-    /// path.
-    #[inline(always)]
-    pub(crate) fn in_order<const C: usize>(
-        first: u32,
-        c: [u32; 3],
-        key: [u32; 2],
-    ) -> [[u32x16; 2]; C] {
-        let splat = |v: u32| -> m512i { wide::bytemuck::cast([u64::from(v); 8]) };
-        let chains: [Eight; C] = core::array::from_fn(|i| {
-            let first = first.wrapping_add(8 * i as u32);
-            let w0: [u64; 8] = core::array::from_fn(|k| u64::from(first.wrapping_add(k as u32)));
-            [
-                wide::bytemuck::cast(w0),
-                splat(c[0]),
-                splat(c[1]),
-                splat(c[2]),
-            ]
-        });
-        chains_in_order(chains, key)
-    }
-
-    /// Blocks `0 .. B` of the dropout main stream (counters `[b, 0, R as u32, (R >> 32) as u32]`,
-    /// as `dropout::main_counter` makes them) of the `32 / B` rows with global ids
-    /// `R = row .. row + 32 / B` (wrapping), `B` = 4 or 8, in output order: register `e` holds
-    /// the bytes deciding columns `64 (e % (B / 4)) ..` of row `row + e / (B / 4)`, i.e. a row of
-    /// 64 columns per register, or of 128 per two. Four chains of 8 blocks: 32 blocks at full
-    /// throughput, where a row of 64 or 128 columns alone is one latency-bound chain of 4 or 8.
-    #[inline(always)]
-    pub(crate) fn rows_ahead<const B: usize>(row: u64, key: [u32; 2]) -> [u32x16; 8] {
-        let chains: [Eight; 4] = core::array::from_fn(|i| {
-            let r = |k: usize| row.wrapping_add((8 / B * i + k / B) as u64);
-            let w = |f: &dyn Fn(usize) -> u32| -> m512i {
-                wide::bytemuck::cast::<[u64; 8], m512i>(core::array::from_fn(|k| u64::from(f(k))))
-            };
-            [
-                w(&|k| (k % B) as u32),
-                w(&|_| 0),
-                w(&|k| r(k) as u32),
-                w(&|k| (r(k) >> 32) as u32),
-            ]
-        });
-        let [[a, b], [c, d], [e, f], [g, h]] = chains_in_order(chains, key);
-        [a, b, c, d, e, f, g, h]
-    }
-
-    /// The rounds of `C` chains of 8 blocks, each chain's blocks then in output order, four per
-    /// register (two `vpermt2d` pair words 0-1 and 2-3 of each block into 64-bit lanes, two
-    /// `vpermt2q` put each block's two pairs in a 128-bit lane).
-    #[inline(always)]
-    fn chains_in_order<const C: usize>(chains: [Eight; C], key: [u32; 2]) -> [[u32x16; 2]; C] {
-        let pair: m512i =
-            wide::bytemuck::cast([0i32, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30]);
-        let lo: m512i = wide::bytemuck::cast([0i64, 8, 1, 9, 2, 10, 3, 11]);
-        let hi: m512i = wide::bytemuck::cast([4i64, 12, 5, 13, 6, 14, 7, 15]);
-        rounds(chains, key).map(|[w0, w1, w2, w3]| {
-            let (p01, p23) = (
-                permute2_i32_m512i(w0, pair, w1),
-                permute2_i32_m512i(w2, pair, w3),
-            );
-            [
-                wide::bytemuck::cast(shuffle_abv_i64_all_m512i(p01, lo, p23)),
-                wide::bytemuck::cast(shuffle_abv_i64_all_m512i(p01, hi, p23)),
-            ]
-        })
-    }
 }
 
 /// Four Philox4x32-10 blocks at once: lane `l` of the result is

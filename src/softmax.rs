@@ -139,6 +139,9 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
 
     /// Checks everything a row of length `n` needs.
     fn validate(&self, n: usize) -> Result<(), Error> {
+        if !K::is_supported() {
+            return Err(Error::UnsupportedKernel);
+        }
         if let Some(b) = self.bias
             && b.len() != n
         {
@@ -542,6 +545,9 @@ impl Dropout {
         row: u64,
         values: &mut [f32],
     ) -> Result<(), Error> {
+        if !K::is_supported() {
+            return Err(Error::UnsupportedKernel);
+        }
         if u32::try_from(values.len().saturating_sub(1)).is_err() {
             return Err(Error::RowTooLong);
         }

@@ -36,7 +36,7 @@
 //! suited to the build's target features.
 
 mod scalar;
-mod wide_lanes;
+pub(crate) mod vector;
 
 use crate::dropout::{Dropout, DropoutKey, keep};
 use crate::mask::Columns;
@@ -109,6 +109,25 @@ impl RowStats {
 pub(crate) mod sealed {
     use crate::dropout::{Dropout, DropoutKey};
     use crate::mask::Columns;
+
+    /// A call into the kernels, run with one table's passes: the crate's entry points wrap their
+    /// generic work in a job so that a [`Dispatch`] (for [`Best`](crate::Best), the run-time
+    /// choice) instantiates it once per table.
+    pub trait Job {
+        /// What the call returns.
+        type Out;
+        /// The call with the passes of `K`.
+        fn run<K: Passes>(self) -> Self::Out;
+    }
+
+    /// How a kernel variant runs a [`Job`]: with its own passes, or with the passes of the table
+    /// chosen at run time.
+    pub trait Dispatch {
+        /// Runs `job`.
+        fn dispatch<J: Job>(job: J) -> J::Out;
+        /// Whether this CPU can run the variant.
+        fn supported() -> bool;
+    }
 
     /// Everything pass 1 needs to turn logits into scores.
     pub struct Scores<'a> {
@@ -285,46 +304,84 @@ pub(crate) mod sealed {
     }
 }
 
-/// A row-kernel variant: [`Scalar`], [`Wide4`], [`Wide8`] or [`Wide16`] (sealed).
+/// A row-kernel variant (sealed): the run-time choice [`Best`], the scalar reference
+/// [`Scalar`], a portable table ([`Wide4`], [`Wide8`], [`Wide16`]) or, on x86-64, a table
+/// forced regardless of what [`Best`] would pick ([`Avx2`](crate::Avx2),
+/// [`Avx512`](crate::Avx512)).
 ///
 /// Every variant computes the same function: masks bit-identical, values within the error bound
 /// of the [crate docs](crate#accuracy). Pick one with
 /// [`SoftmaxDropout::with_kernel`](crate::SoftmaxDropout::with_kernel); the default is [`Best`].
-pub trait RowKernel: sealed::Passes {
+pub trait RowKernel: sealed::Dispatch {
     /// A short name, for benchmarks and test messages.
     const NAME: &'static str;
+
+    /// Whether this CPU can run the variant. Calls through one it cannot run return
+    /// [`Error::UnsupportedKernel`](crate::Error::UnsupportedKernel) and write nothing.
+    fn is_supported() -> bool {
+        <Self as sealed::Dispatch>::supported()
+    }
 }
 
 /// The scalar reference: `libm::expf`, an `f64` sum, and [`keep`] per element.
 /// Slow, obviously right; the oracle for every other variant.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Scalar;
-/// `wide` vectors of 4 lanes (`f32x4`).
+/// The portable table at 4 lanes (`wide`'s `f32x4`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Wide4;
-/// `wide` vectors of 8 lanes (`f32x8`).
+/// The portable table at 8 lanes (`wide`'s `f32x8`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Wide8;
-/// `wide` vectors of 16 lanes (`f32x16`).
+/// The portable table at 16 lanes (`wide`'s `f32x16`): what [`Best`] runs where no x86-64
+/// table is available.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Wide16;
 
-/// The default variant: [`Wide16`]. With AVX-512 it measured 1.3x faster than [`Wide8`] and 2.3x
-/// faster than [`Wide4`] (training rows of 1024); with AVX2 or SSE2 `wide` lowers it to two or four
-/// registers per vector, an unrolled loop (not yet measured against the narrower variants there).
-pub type Best = Wide16;
+/// The default variant: the fastest table this CPU runs, chosen at run time ([`isa`](crate::isa)):
+/// [`Avx512`](crate::Avx512), else [`Avx2`](crate::Avx2), else [`Wide16`]. No build flags are
+/// needed for it: every x86-64 build carries the AVX2 and AVX-512 tables.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Best;
 
-impl RowKernel for Scalar {
-    const NAME: &'static str = "scalar";
+/// Implements [`RowKernel`] and the dispatch for a variant that is one table, runnable where
+/// `$supported` holds.
+macro_rules! one_table {
+    ($kernel:ty, $name:literal, $supported:expr) => {
+        impl $crate::kernel::sealed::Dispatch for $kernel {
+            #[inline(always)]
+            fn dispatch<J: $crate::kernel::sealed::Job>(job: J) -> J::Out {
+                job.run::<Self>()
+            }
+            #[inline(always)]
+            fn supported() -> bool {
+                $supported
+            }
+        }
+        impl $crate::kernel::RowKernel for $kernel {
+            const NAME: &'static str = $name;
+        }
+    };
 }
-impl RowKernel for Wide4 {
-    const NAME: &'static str = "wide4";
+pub(crate) use one_table;
+
+one_table!(Scalar, "scalar", true);
+one_table!(Wide4, "wide4", true);
+one_table!(Wide8, "wide8", true);
+one_table!(Wide16, "wide16", true);
+
+impl sealed::Dispatch for Best {
+    #[inline(always)]
+    fn dispatch<J: sealed::Job>(job: J) -> J::Out {
+        crate::isa::run_best(job)
+    }
+    #[inline(always)]
+    fn supported() -> bool {
+        true
+    }
 }
-impl RowKernel for Wide8 {
-    const NAME: &'static str = "wide8";
-}
-impl RowKernel for Wide16 {
-    const NAME: &'static str = "wide16";
+impl RowKernel for Best {
+    const NAME: &'static str = "best";
 }
 
 /// How a row is finished: evaluation, or training with a dropout and key.
@@ -336,7 +393,7 @@ pub(crate) enum Finish {
 
 /// One row, every case: the shared orchestration of the three passes and the special rows.
 /// `span` is the row's structural band; `row` its id for the mask (before the key's offset).
-pub(crate) fn forward_row<K: sealed::Passes>(
+fn forward_row_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
     span: (usize, usize),
@@ -563,7 +620,7 @@ fn plain_scores(sc: &Scores<'_>) -> bool {
 /// maximum's own reduction then hides behind that finish. Row by row, each row pays both
 /// latencies with little to overlap them.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_matrix<K: sealed::Passes>(
+fn forward_matrix_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
     span: impl Fn(usize) -> (usize, usize),
@@ -985,7 +1042,7 @@ pub enum Probabilities<'a> {
 /// One row of the backward pass (contract §4): `G_j = keep(r, j) ? dY_j / q : 0` and
 /// `dx_j = s P_j (G_j - sum_k P_k G_k)`, masked columns 0; the mask is regenerated from the key.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_row<K: sealed::Passes>(
+fn backward_row_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
     span: (usize, usize),
@@ -1060,7 +1117,7 @@ fn recompute_probs<K: sealed::Passes>(
 
 /// Statistics of the visible columns of one chunk of a split row (`span` local to the chunk);
 /// `scratch` receives intermediate values.
-pub(crate) fn chunk_stats<K: sealed::Passes>(
+fn chunk_stats_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     span: (usize, usize),
     x: &[f32],
@@ -1098,7 +1155,7 @@ pub(crate) fn chunk_stats<K: sealed::Passes>(
 /// One chunk of a split row finished with the whole row's statistics: `y = dropout(exp(z - m) / S)`
 /// with the mask at the chunk's global columns `col0 + j` (`col0` a multiple of 64).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_chunk<K: sealed::Passes>(
+fn forward_chunk_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
     span: (usize, usize),
@@ -1150,7 +1207,7 @@ pub(crate) fn forward_chunk<K: sealed::Passes>(
 }
 
 /// The packed keep bits of a row (see [`Dropout::mask_bits`]), 4096 columns at a time.
-pub(crate) fn mask_bits(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut [u8]) {
+fn mask_bits_on<K: sealed::Passes>(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut [u8]) {
     if dropout.drops_all() || dropout.keeps_all() {
         out.fill(if dropout.keeps_all() { 0xFF } else { 0 });
         return;
@@ -1161,7 +1218,7 @@ pub(crate) fn mask_bits(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut 
     let end = out.len() * 8;
     let mut words = [0u64; 64];
     for (b, bytes) in out.chunks_mut(512).enumerate() {
-        <Best as sealed::Passes>::keep_words(&plan, b * 4096, &mut words, end);
+        K::keep_words(&plan, b * 4096, &mut words, end);
         // A word's bytes at a time: a byte-by-byte copy took a fifth of the export's time.
         for (d, w) in bytes.chunks_mut(8).zip(words) {
             let w = w.to_le_bytes();
@@ -1183,7 +1240,7 @@ fn zero_outside(dst: &mut [f32], span: (usize, usize)) {
 }
 
 /// Dropout alone over a row: `y_j = keep(row, j) ? x_j * rescale : 0`, in place.
-pub(crate) fn dropout_row<K: sealed::Passes>(
+fn dropout_row_on<K: sealed::Passes>(
     dropout: &Dropout,
     key: DropoutKey,
     row: u64,
@@ -1197,3 +1254,275 @@ pub(crate) fn dropout_row<K: sealed::Passes>(
     let n = values.len();
     K::finish(values, 0, n, dropout.rescale(), plan.as_ref());
 }
+
+/// The crate's entry points into the kernels: each wraps its call in a [`sealed::Job`] that the
+/// variant `K` runs with its table's passes ([`Best`]: the table chosen at run time).
+mod entry {
+    use super::sealed::{Dispatch, Job, Passes};
+    use super::*;
+
+    /// [`forward_row_on`] (the doc of each entry is that of its `_on` function).
+    pub(crate) fn forward_row<K: Dispatch>(
+        sc: &Scores<'_>,
+        finish: Finish,
+        span: (usize, usize),
+        row: u64,
+        src: Option<&[f32]>,
+        dst: &mut [f32],
+    ) -> RowStats {
+        struct Call<'a> {
+            sc: &'a Scores<'a>,
+            finish: Finish,
+            span: (usize, usize),
+            row: u64,
+            src: Option<&'a [f32]>,
+            dst: &'a mut [f32],
+        }
+        impl Job for Call<'_> {
+            type Out = RowStats;
+            fn run<P: Passes>(self) -> RowStats {
+                forward_row_on::<P>(
+                    self.sc,
+                    self.finish,
+                    self.span,
+                    self.row,
+                    self.src,
+                    self.dst,
+                )
+            }
+        }
+        K::dispatch(Call {
+            sc,
+            finish,
+            span,
+            row,
+            src,
+            dst,
+        })
+    }
+
+    /// [`forward_matrix_on`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_matrix<K: Dispatch>(
+        sc: &Scores<'_>,
+        finish: Finish,
+        span: impl Fn(usize) -> (usize, usize),
+        first_row: u64,
+        cols: usize,
+        x: Option<&[f32]>,
+        y: &mut [f32],
+        record: impl FnMut(RowStats),
+    ) {
+        struct Call<'a, S, R> {
+            sc: &'a Scores<'a>,
+            finish: Finish,
+            span: S,
+            first_row: u64,
+            cols: usize,
+            x: Option<&'a [f32]>,
+            y: &'a mut [f32],
+            record: R,
+        }
+        impl<S: Fn(usize) -> (usize, usize), R: FnMut(RowStats)> Job for Call<'_, S, R> {
+            type Out = ();
+            fn run<P: Passes>(self) {
+                let Call {
+                    sc,
+                    finish,
+                    span,
+                    first_row,
+                    cols,
+                    x,
+                    y,
+                    record,
+                } = self;
+                forward_matrix_on::<P>(sc, finish, span, first_row, cols, x, y, record);
+            }
+        }
+        K::dispatch(Call {
+            sc,
+            finish,
+            span,
+            first_row,
+            cols,
+            x,
+            y,
+            record,
+        })
+    }
+
+    /// [`backward_row_on`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_row<K: Dispatch>(
+        sc: &Scores<'_>,
+        finish: Finish,
+        span: (usize, usize),
+        row: u64,
+        probs: Probabilities<'_>,
+        dy: &[f32],
+        dx: &mut [f32],
+    ) {
+        struct Call<'a> {
+            sc: &'a Scores<'a>,
+            finish: Finish,
+            span: (usize, usize),
+            row: u64,
+            probs: Probabilities<'a>,
+            dy: &'a [f32],
+            dx: &'a mut [f32],
+        }
+        impl Job for Call<'_> {
+            type Out = ();
+            fn run<P: Passes>(self) {
+                let Call {
+                    sc,
+                    finish,
+                    span,
+                    row,
+                    probs,
+                    dy,
+                    dx,
+                } = self;
+                backward_row_on::<P>(sc, finish, span, row, probs, dy, dx);
+            }
+        }
+        K::dispatch(Call {
+            sc,
+            finish,
+            span,
+            row,
+            probs,
+            dy,
+            dx,
+        })
+    }
+
+    /// [`chunk_stats_on`].
+    pub(crate) fn chunk_stats<K: Dispatch>(
+        sc: &Scores<'_>,
+        span: (usize, usize),
+        x: &[f32],
+        scratch: &mut [f32],
+    ) -> RowStats {
+        struct Call<'a> {
+            sc: &'a Scores<'a>,
+            span: (usize, usize),
+            x: &'a [f32],
+            scratch: &'a mut [f32],
+        }
+        impl Job for Call<'_> {
+            type Out = RowStats;
+            fn run<P: Passes>(self) -> RowStats {
+                chunk_stats_on::<P>(self.sc, self.span, self.x, self.scratch)
+            }
+        }
+        K::dispatch(Call {
+            sc,
+            span,
+            x,
+            scratch,
+        })
+    }
+
+    /// [`forward_chunk_on`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_chunk<K: Dispatch>(
+        sc: &Scores<'_>,
+        finish: Finish,
+        span: (usize, usize),
+        row: u64,
+        col0: usize,
+        stats: RowStats,
+        x: &[f32],
+        y: &mut [f32],
+    ) {
+        struct Call<'a> {
+            sc: &'a Scores<'a>,
+            finish: Finish,
+            span: (usize, usize),
+            row: u64,
+            col0: usize,
+            stats: RowStats,
+            x: &'a [f32],
+            y: &'a mut [f32],
+        }
+        impl Job for Call<'_> {
+            type Out = ();
+            fn run<P: Passes>(self) {
+                let Call {
+                    sc,
+                    finish,
+                    span,
+                    row,
+                    col0,
+                    stats,
+                    x,
+                    y,
+                } = self;
+                forward_chunk_on::<P>(sc, finish, span, row, col0, stats, x, y);
+            }
+        }
+        K::dispatch(Call {
+            sc,
+            finish,
+            span,
+            row,
+            col0,
+            stats,
+            x,
+            y,
+        })
+    }
+
+    /// [`dropout_row_on`].
+    pub(crate) fn dropout_row<K: Dispatch>(
+        dropout: &Dropout,
+        key: DropoutKey,
+        row: u64,
+        values: &mut [f32],
+    ) {
+        struct Call<'a> {
+            dropout: &'a Dropout,
+            key: DropoutKey,
+            row: u64,
+            values: &'a mut [f32],
+        }
+        impl Job for Call<'_> {
+            type Out = ();
+            fn run<P: Passes>(self) {
+                dropout_row_on::<P>(self.dropout, self.key, self.row, self.values);
+            }
+        }
+        K::dispatch(Call {
+            dropout,
+            key,
+            row,
+            values,
+        })
+    }
+
+    /// [`mask_bits_on`], on the table [`Best`] chooses.
+    pub(crate) fn mask_bits(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut [u8]) {
+        struct Call<'a> {
+            dropout: &'a Dropout,
+            key: DropoutKey,
+            row: u64,
+            out: &'a mut [u8],
+        }
+        impl Job for Call<'_> {
+            type Out = ();
+            fn run<P: Passes>(self) {
+                mask_bits_on::<P>(self.dropout, self.key, self.row, self.out);
+            }
+        }
+        Best::dispatch(Call {
+            dropout,
+            key,
+            row,
+            out,
+        })
+    }
+}
+pub(crate) use entry::{
+    backward_row, chunk_stats, dropout_row, forward_chunk, forward_matrix, forward_row, mask_bits,
+};

@@ -65,7 +65,25 @@ pub fn stats_bits(s: &[dropmax::RowStats]) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// Runs `$body` once per kernel variant, with `$k` bound to the variant type.
+/// Whether the tests of kernel `K` run on this machine: when the CPU lacks its instructions
+/// they are skipped, unless `DROPMAX_REQUIRE_KERNELS` (a comma-separated list of kernel names,
+/// set by CI) names it, which fails the test instead of skipping it silently.
+pub fn runnable<K: dropmax::RowKernel>() -> bool {
+    if K::is_supported() {
+        return true;
+    }
+    let required = std::env::var("DROPMAX_REQUIRE_KERNELS").unwrap_or_default();
+    assert!(
+        !required.split(',').any(|k| k.trim() == K::NAME),
+        "kernel {} is required by DROPMAX_REQUIRE_KERNELS but this CPU cannot run it",
+        K::NAME
+    );
+    false
+}
+
+/// Runs `$body` once per kernel variant this CPU supports (see [`runnable`]), with `$k` bound
+/// to the variant type: the scalar reference, the portable tables, the x86-64 tables, and the
+/// run-time choice.
 #[macro_export]
 macro_rules! for_each_kernel {
     ($k:ident => $body:block) => {{
@@ -83,6 +101,20 @@ macro_rules! for_each_kernel {
         }
         {
             type $k = dropmax::Wide16;
+            $body
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            type $k = dropmax::Avx2;
+            if $crate::common::runnable::<$k>() $body
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            type $k = dropmax::Avx512;
+            if $crate::common::runnable::<$k>() $body
+        }
+        {
+            type $k = dropmax::Best;
             $body
         }
     }};

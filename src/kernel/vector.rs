@@ -1,17 +1,17 @@
-//! The three passes on `wide` vectors of `N` lanes, written once for every width.
+//! The three passes on vectors of `N` lanes, written once for every width and instruction-set
+//! table (see `lanes` for the vector traits and `isa` for the tables).
 //!
 //! Loops take chunks in pairs with two accumulators: a single `max` or `add` chain would cost
 //! its full latency per chunk. Rows that do not fill a chunk are finished through a padded
 //! copy, so every lane count runs the same arithmetic on every element.
 
-use super::sealed::Passes;
-use super::{DropPlan, Scores, Wide4, Wide8, Wide16};
+use super::{DropPlan, Scores};
 use crate::dropout::{GROUP, main_counter};
 use crate::exp::exp_rr2_p5;
 use crate::lanes::{F32s, U32s};
 use crate::mask::Columns;
-use crate::philox::{blocks_in_order, blocks_in_order_x2, philox_word0_x8};
-use wide::{f32x4, f32x8, f32x16, i32x8, u32x8};
+use crate::philox::{blocks_in_order, blocks_in_order_x2};
+use wide::{i32x8, u32x8};
 
 /// How many pairs ahead of its zero store a chunk of the masked tail is fetched for writing.
 const AHEAD: usize = 4;
@@ -88,7 +88,14 @@ fn score_chunk<const N: usize, V: F32s<N>, const BIAS: bool, const FIX: bool>(
 /// A row whose length is not a multiple of `N` ends with an overlapping chunk, computed from the
 /// original logits before the main loop and stored after it (the overlap gets the same values
 /// twice; the maximum does not mind), so no element goes through a scalar or padded path.
-fn score_loop<const N: usize, V: F32s<N>, const OUT: bool, const BIAS: bool, const FIX: bool>(
+#[inline(always)]
+pub(crate) fn score_loop<
+    const N: usize,
+    V: F32s<N>,
+    const OUT: bool,
+    const BIAS: bool,
+    const FIX: bool,
+>(
     x: &[f32],
     seg: &mut [f32],
     bias: &[f32],
@@ -174,7 +181,8 @@ fn score_loop<const N: usize, V: F32s<N>, const OUT: bool, const BIAS: bool, con
     (m, (acc0.nan | acc1.nan).any())
 }
 
-fn scores<const N: usize, V: F32s<N>>(
+#[inline(always)]
+pub(crate) fn scores<const N: usize, V: F32s<N>>(
     sc: &Scores<'_>,
     src: Option<&[f32]>,
     dst: &mut [f32],
@@ -240,7 +248,8 @@ fn last_lanes<const N: usize, V: F32s<N>>(r: usize) -> V {
 /// four accumulators (a `max` costs a cycle's issue but several of latency); unspecified if an
 /// `x_j` is NaN. The row ends with an overlapping quad of chunks rather than a loop over the
 /// 0-3 left over: rows of varying length would mispredict its exit.
-fn max_loop<const N: usize, V: F32s<N>>(x: &[f32]) -> f32 {
+#[inline(always)]
+pub(crate) fn max_loop<const N: usize, V: F32s<N>>(x: &[f32]) -> f32 {
     let neg_inf = V::splat(f32::NEG_INFINITY);
     let mut acc = [neg_inf; 4];
     let (chunks, tail) = x.as_chunks::<N>();
@@ -275,7 +284,8 @@ fn max_loop<const N: usize, V: F32s<N>>(x: &[f32]) -> f32 {
 
 /// Pass 2: `seg[j] = exp(z_j - m)` and their sum, `z_j` read from `seg` or, when `SCALED`,
 /// recomputed as `fl(s x_j)` from `x` (which then covers `seg`).
-fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
+#[inline(always)]
+pub(crate) fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
     x: &[f32],
     s: f32,
     seg: &mut [f32],
@@ -392,7 +402,8 @@ fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
 }
 
 /// `Passes::plain_exp_sum`: a NaN score shows as a NaN sum (`exp_rr2_p5` passes NaN through).
-fn plain_exp_sum<const N: usize, V: F32s<N>>(
+#[inline(always)]
+pub(crate) fn plain_exp_sum<const N: usize, V: F32s<N>>(
     x: &[f32],
     s: f32,
     m: f32,
@@ -408,13 +419,13 @@ fn plain_exp_sum<const N: usize, V: F32s<N>>(
 }
 
 /// Chunks of `N` columns in a row that [`short_row`] does in registers.
-const SHORT_CHUNKS: usize = 4;
+pub(crate) const SHORT_CHUNKS: usize = 4;
 
 /// `Passes::short_row`: rows of `N ..= 4 N` columns in registers, dispatched on their number
 /// of chunks, so that a matrix of them runs one loop without branches on the length.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn short_row<const N: usize, V: F32s<N>>(
+pub(crate) fn short_row<const N: usize, V: F32s<N>>(
     src: Option<&[f32]>,
     sc: &Scores<'_>,
     dst: &mut [f32],
@@ -440,16 +451,9 @@ fn short_row<const N: usize, V: F32s<N>>(
     }
 }
 
-/// `Passes::PAIRS`: short rows go in pairs ([`short_pair`]), and longer rows banded within
-/// `SHORT` columns in registers, with AVX2 or AVX-512. Measured on Zen 4 (2026-11-29,
-/// `4096 x 64`, best of several processes): evaluation 20 % faster with AVX-512, 14 % with AVX2;
-/// training 15 % and 8 % (with the ties settled per batch, see [`Prepared::refill`]). With SSE2
-/// (a pair of rows of 64 columns needs 32 registers of 4 lanes just to hold) pairs gained nothing, and the whole scheme (pairs tried and declined, banded rows in
-/// registers) measured 2-6 % slower on short rows and 6-14 % on causal blocks of 128.
-const PAIRS: bool = cfg!(target_feature = "avx2");
-
 /// `Passes::short_pair`: two evaluation rows (or training rows without a generator) in
 /// registers.
+#[inline(always)]
 pub(crate) fn short_pair<const N: usize, V: F32s<N>>(
     src: [Option<&[f32]>; 2],
     sc: &Scores<'_>,
@@ -462,6 +466,7 @@ pub(crate) fn short_pair<const N: usize, V: F32s<N>>(
 
 /// `Passes::short_pair_train`: two training rows in registers, their keep bits prepared in
 /// `keep` (see [`Prepared::prepare_short`]).
+#[inline(always)]
 pub(crate) fn short_pair_train<const N: usize, V: F32s<N>>(
     src: [Option<&[f32]>; 2],
     sc: &Scores<'_>,
@@ -494,7 +499,7 @@ trait PairKeep<const N: usize> {
     /// Columns `0..64` of each row (bit `j`), ties kept.
     fn bits(&self) -> [u64; 2];
     /// Zeroes the dropped columns among the ties that [`Self::bits`] kept, after the stores.
-    fn fix_up(&mut self, dst: [&mut [f32]; 2]);
+    fn fix_up<U: U32s<N>>(&mut self, dst: [&mut [f32]; 2]);
 }
 
 /// No dropout: every column kept.
@@ -508,7 +513,7 @@ impl<const N: usize> PairKeep<N> for AllKept {
         [u64::MAX; 2]
     }
     #[inline(always)]
-    fn fix_up(&mut self, _: [&mut [f32]; 2]) {}
+    fn fix_up<U: U32s<N>>(&mut self, _: [&mut [f32]; 2]) {}
 }
 
 impl<const N: usize> PairKeep<N> for ([&DropPlan; 2], &mut Prepared<N>) {
@@ -524,13 +529,13 @@ impl<const N: usize> PairKeep<N> for ([&DropPlan; 2], &mut Prepared<N>) {
         [keep.mask.bits[0], keep.second.bits[0]]
     }
     #[inline(always)]
-    fn fix_up(&mut self, [d0, d1]: [&mut [f32]; 2]) {
+    fn fix_up<U: U32s<N>>(&mut self, [d0, d1]: [&mut [f32]; 2]) {
         let ([p0, p1], keep) = self;
         if keep.mask.ties.len > 0 {
-            keep.mask.fix_up(p0, d0, 0);
+            keep.mask.fix_up::<U>(p0, d0, 0);
         }
         if keep.second.ties.len > 0 {
-            keep.second.fix_up(p1, d1, 0);
+            keep.second.fix_up::<U>(p1, d1, 0);
         }
     }
 }
@@ -613,7 +618,7 @@ fn pair_in_registers<const N: usize, V: F32s<N>, const C: usize, K: PairKeep<N>>
     let y = |r: usize, k: usize| (e[r][k] * factor[r]).kept((bits[r] >> base(k)) as u32);
     store_short::<N, V, C>(d0, |k| y(0, k));
     store_short::<N, V, C>(d1, |k| y(1, k));
-    keep.fix_up([d0, d1]);
+    keep.fix_up::<V::U>([d0, d1]);
     Some([(m[0] + 0.0, sum[0]), (m[1] + 0.0, sum[1])])
 }
 
@@ -727,7 +732,7 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
     if let (Some(plan), Some(mut mask)) = (plan, mask)
         && mask.tied()
     {
-        mask.fix_up(plan, dst);
+        mask.fix_up::<V::U>(plan, dst);
     }
     Some((m + 0.0, sum))
 }
@@ -811,6 +816,7 @@ enum Keep<'a, const N: usize> {
 }
 
 impl<const N: usize> Keep<'_, N> {
+    #[inline(always)]
     fn bits(&self) -> u64 {
         match self {
             Keep::Reused(m) => m.bits[0],
@@ -827,10 +833,11 @@ impl<const N: usize> Keep<'_, N> {
         }
     }
 
-    fn fix_up(&mut self, plan: &DropPlan, out: &mut [f32]) {
+    #[inline(always)]
+    fn fix_up<U: U32s<N>>(&mut self, plan: &DropPlan, out: &mut [f32]) {
         match self {
-            Keep::Reused(m) => m.fix_up(plan, out, 0),
-            Keep::Local(m) => m.fix_up(plan, out, 0),
+            Keep::Reused(m) => m.fix_up::<U>(plan, out, 0),
+            Keep::Local(m) => m.fix_up::<U>(plan, out, 0),
         }
     }
 }
@@ -843,7 +850,7 @@ const FORWARD_SLOTS: usize = 16;
 /// (`Passes::prepare`; rows of 4096 columns 2-5 % faster than in blocks of 1024), the backward
 /// pass (so that the bits of rows up to 4096 columns are generated once for both of its
 /// passes) and the mask export.
-const LONG_SLOTS: usize = 64;
+pub(crate) const LONG_SLOTS: usize = 64;
 
 /// Room in the tie queue. The first tie of a register is appended with no room check, so the
 /// queue always keeps room for 8 (the registers of a pair of jobs): it is settled when it holds
@@ -885,14 +892,9 @@ impl Ties {
 }
 
 /// What a matrix call prepares row by row (see `Passes::prepare`): one block mask reused for
-/// every row, and, with AVX-512, the main streams of the rows ahead when they need at most 64
+/// every row, and, where the table generates rows ahead (`U32s::ROWS_AHEAD`), the main streams of the rows ahead when they need at most 64
 /// columns: such a row alone is one latency-bound chain of 4 blocks, eight rows together four
 /// chains at full throughput.
-// The rows ahead are AVX-512 only.
-#[cfg_attr(
-    not(all(target_arch = "x86_64", target_feature = "avx512f")),
-    allow(dead_code)
-)]
 pub struct Prepared<const N: usize> {
     mask: BlockMask<N, LONG_SLOTS>,
     /// The keep bits of the second row of a pair done in registers ([`short_pair_train`]).
@@ -906,7 +908,8 @@ pub struct Prepared<const N: usize> {
 }
 
 impl<const N: usize> Prepared<N> {
-    fn new() -> Self {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
         Self {
             mask: BlockMask::new(),
             second: BlockMask::new(),
@@ -916,11 +919,16 @@ impl<const N: usize> Prepared<N> {
         }
     }
 
+    /// The block mask reused for every row.
+    #[inline(always)]
+    pub(crate) fn mask(&mut self) -> &mut BlockMask<N, LONG_SLOTS> {
+        &mut self.mask
+    }
+
     /// The first block of keep bits of band `lo..hi` (see `Passes::prepare`).
     #[inline(always)]
-    fn prepare<U: U32s<N>>(&mut self, plan: &DropPlan, lo: usize, hi: usize) {
-        #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-        if N == 16 && plan.col0 == 0 && (65..=128).contains(&hi) {
+    pub(crate) fn prepare<U: U32s<N>>(&mut self, plan: &DropPlan, lo: usize, hi: usize) {
+        if U::ROWS_AHEAD && plan.col0 == 0 && (65..=128).contains(&hi) {
             return self.prepare_128::<U>(plan);
         }
         self.prepare_short::<U, false>(plan, lo, hi);
@@ -936,8 +944,7 @@ impl<const N: usize> Prepared<N> {
         lo: usize,
         hi: usize,
     ) {
-        #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-        if N == 16 && plan.col0 == 0 && hi <= 64 {
+        if U::ROWS_AHEAD && plan.col0 == 0 && hi <= 64 {
             let row = u64::from(plan.row[0]) | u64::from(plan.row[1]) << 32;
             let mut k = row.wrapping_sub(self.ahead_row);
             if k >= self.ahead_len || self.ahead_len != 8 {
@@ -969,17 +976,15 @@ impl<const N: usize> Prepared<N> {
     /// settled together, 8 at a time, by their tie-break words. A row then needs no fix-up after
     /// its stores: measured (2026-11-29, Zen 4), rows of 64 columns 10 % faster in training than
     /// with a fix-up per row with ties (one in four rows, each a latency-bound Philox block).
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    #[inline(never)]
+    #[inline(always)]
     fn refill<U: U32s<N>, const B: usize>(&mut self, row: u64, plan: &DropPlan) {
-        let regs = crate::philox::avx512::rows_ahead::<B>(row, plan.key);
+        let regs = U::rows_ahead::<B>(row, plan.key);
         let per_row = B / 4;
         // Kept or tied: `byte >= d_hi`, as `byte > d_hi - 1`, every byte when d_hi = 0.
         let gt = plan.d_hi.wrapping_sub(1) as u8;
         let all = if plan.d_hi == 0 { u64::MAX } else { 0 };
         let mut ties = [0u64; 8];
         for ((bits, tied), reg) in self.ahead_bits.iter_mut().zip(&mut ties).zip(regs) {
-            let reg = U::from_array(core::array::from_fn(|l| reg.as_array()[l % 16]));
             *bits = reg.bytes_gt(gt) | all;
             if plan.d_lo != 0 {
                 *tied = reg.bytes_eq(plan.d_hi as u8);
@@ -1001,28 +1006,27 @@ impl<const N: usize> Prepared<N> {
                 }
                 len += 1;
                 if len == TIE_LANES {
-                    self.settle(plan, lanes, len);
+                    self.settle::<U>(plan, lanes, len);
                     len = 0;
                 }
             }
         }
         if len > 0 {
-            self.settle(plan, lanes, len);
+            self.settle::<U>(plan, lanes, len);
         }
         (self.ahead_row, self.ahead_len) = (row, (32 / B) as u64);
     }
 
     /// Clears the bits in `ahead_bits` of the first `len` ties `(column, global row, word)`
     /// whose tie-break word is below `d_lo`.
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
     #[inline(always)]
-    fn settle(
+    fn settle<U: U32s<N>>(
         &mut self,
         plan: &DropPlan,
         (cols, rows, at): ([u32; TIE_LANES], [u64; TIE_LANES], [usize; TIE_LANES]),
         len: usize,
     ) {
-        let t = crate::philox::avx512::word0_x8_rows(cols, 1, rows, plan.key);
+        let t = U::word0_x8_rows(cols, 1, rows, plan.key);
         for ((&t, &c), &w) in t.iter().zip(&cols).zip(&at).take(len) {
             let dropped = u64::from(t & 0x00FF_FFFF < plan.d_lo);
             if let Some(bits) = self.ahead_bits.get_mut(w) {
@@ -1031,12 +1035,10 @@ impl<const N: usize> Prepared<N> {
         }
     }
 
-    /// [`Self::prepare`] for a row of 65-128 columns with AVX-512: its final keep bits from the
-    /// batch of the 4 rows ahead ([`Self::refill`]), made when it lacks the row. Out of line, unlike its
-    /// twin for rows of up to 64 columns in [`Self::prepare_short`], so as not to weigh on rows
-    /// done in registers.
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    #[inline(never)]
+    /// [`Self::prepare`] for a row of 65-128 columns where the table generates rows ahead: its
+    /// final keep bits from the batch of the 4 rows ahead ([`Self::refill`]), made when it lacks
+    /// the row.
+    #[inline(always)]
     fn prepare_128<U: U32s<N>>(&mut self, plan: &DropPlan) {
         let row = u64::from(plan.row[0]) | u64::from(plan.row[1]) << 32;
         let mut k = row.wrapping_sub(self.ahead_row);
@@ -1058,6 +1060,7 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
     /// Blocks per group: a constant, so that dividing by it can never panic.
     const BATCHES: usize = 16 / N;
 
+    #[inline(always)]
     fn new() -> Self {
         // No real group is this far out (groups are below 2^24).
         Self {
@@ -1073,7 +1076,7 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
     /// the last ones stay kept: the caller applies the block, then calls [`Self::fix_up`]. That
     /// last tie-break block is a chain of ten dependent rounds with nothing else to overlap;
     /// deferred, its latency hides behind the next row's work instead of stalling this one.
-    #[inline(never)]
+    #[inline(always)]
     fn fill<U: U32s<N>, const DEFER: bool>(&mut self, plan: &DropPlan, g: usize, end: usize) {
         self.first = g;
         let groups = end
@@ -1102,7 +1105,7 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
             job += 2;
             // Under 16 queued before the 8 registers of the next pair: room for their first ties.
             if len >= QUEUE - 16 {
-                self.settle(plan, len);
+                self.settle::<U>(plan, len);
                 len = 0;
             }
         }
@@ -1113,17 +1116,13 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
             len = self.record(plan, len, live, job, words);
         }
         if !DEFER && len > 0 {
-            self.settle(plan, len);
+            self.settle::<U>(plan, len);
             len = 0;
         }
         self.ties.len = len;
     }
 
     /// Columns 0-127 decided by `bits` (bit `j % 64` of word `j / 64`), nothing tied.
-    #[cfg_attr(
-        not(all(target_arch = "x86_64", target_feature = "avx512f")),
-        allow(dead_code)
-    )]
     #[inline(always)]
     fn set_first(&mut self, bits: [u64; 2]) {
         self.first = 0;
@@ -1174,7 +1173,7 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
                 len += usize::from(tied != 0);
                 let rest = tied & tied.wrapping_sub(1);
                 if rest != 0 {
-                    len = self.queue_rest(plan, len, base, rest);
+                    len = self.queue_rest::<U>(plan, len, base, rest);
                 }
             }
         }
@@ -1185,10 +1184,16 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
     /// below `QUEUE - 8` (see [`QUEUE`]).
     #[cold]
     #[inline(never)]
-    fn queue_rest(&mut self, plan: &DropPlan, mut len: usize, base: u32, mut rest: u64) -> usize {
+    fn queue_rest<U: U32s<N>>(
+        &mut self,
+        plan: &DropPlan,
+        mut len: usize,
+        base: u32,
+        mut rest: u64,
+    ) -> usize {
         while rest != 0 {
             if len >= QUEUE {
-                self.settle(plan, len);
+                self.settle::<U>(plan, len);
                 len = 0;
             }
             if let Some(c) = self.ties.cols.get_mut(len) {
@@ -1198,7 +1203,7 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
             rest &= rest - 1;
         }
         if len >= QUEUE - 8 {
-            self.settle(plan, len);
+            self.settle::<U>(plan, len);
             len = 0;
         }
         len
@@ -1207,22 +1212,22 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
     /// Bit `i` set when the queued column `ties[i]` (at most 8 of them) is kept: its tie-break
     /// word is at least `d_lo`.
     #[inline(always)]
-    fn verdicts(&self, plan: &DropPlan, ties: &[u32]) -> u32 {
+    fn verdicts<U: U32s<N>>(&self, plan: &DropPlan, ties: &[u32]) -> u32 {
         let [r0, r1] = plan.row;
         let base = (self.first * GROUP) as u32;
         let lanes = core::array::from_fn(|l| ties.get(l).map_or(0, |&c| base + c));
-        let t = u32x8::new(philox_word0_x8(lanes, 1, r0, r1, plan.key)) & u32x8::splat(0x00FF_FFFF);
+        let t = u32x8::new(U::word0_x8(lanes, [1, r0, r1], plan.key)) & u32x8::splat(0x00FF_FFFF);
         // t >= d_lo as t > d_lo - 1 (d_lo >= 1 when there are ties; t < 2^24 compares as i32).
         let t: i32x8 = wide::bytemuck::cast(t);
         t.simd_gt(i32x8::splat(plan.d_lo as i32 - 1)).to_bitmask()
     }
 
     /// Clears the bits of the first `len` queued columns whose tie-break word is below `d_lo`.
-    #[inline(never)]
-    fn settle(&mut self, plan: &DropPlan, len: usize) {
+    #[inline(always)]
+    fn settle<U: U32s<N>>(&mut self, plan: &DropPlan, len: usize) {
         let ties = self.ties.cols;
         for chunk in ties.get(..len).unwrap_or(&[]).chunks(TIE_LANES) {
-            let kept = self.verdicts(plan, chunk);
+            let kept = self.verdicts::<U>(plan, chunk);
             // No branch on the verdicts: the loop's length is known before they are, so the
             // work behind it need not wait for the latency-bound tie-break block.
             for (i, &c) in chunk.iter().enumerate() {
@@ -1242,11 +1247,11 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
     /// load is not held up by a failed store forward, and nothing but these few stores waits for
     /// the result, so the next row's work overlaps its latency.
     #[inline(always)]
-    fn fix_up(&mut self, plan: &DropPlan, out: &mut [f32], col: usize) {
+    fn fix_up<U: U32s<N>>(&mut self, plan: &DropPlan, out: &mut [f32], col: usize) {
         let first = self.first * GROUP;
         let ties = self.ties.cols.get(..self.ties.len).unwrap_or(&[]);
         for chunk in ties.chunks(TIE_LANES) {
-            let kept = self.verdicts(plan, chunk);
+            let kept = self.verdicts::<U>(plan, chunk);
             for (i, &c) in chunk.iter().enumerate() {
                 let pos = (first + c as usize).wrapping_sub(col);
                 if let Some(v) = out.get_mut(pos) {
@@ -1274,7 +1279,8 @@ impl<const N: usize, const S: usize> BlockMask<N, S> {
     }
 }
 
-fn finish<const N: usize, V: F32s<N>>(
+#[inline(always)]
+pub(crate) fn finish<const N: usize, V: F32s<N>>(
     dst: &mut [f32],
     lo: usize,
     hi: usize,
@@ -1316,7 +1322,8 @@ fn first_group(plan: &DropPlan, lo: usize) -> usize {
 
 /// The training half of [`finish`], with `mask` already filled for [`first_group`] when
 /// `prepared`.
-fn apply_kept<const N: usize, V: F32s<N>, const S: usize>(
+#[inline(always)]
+pub(crate) fn apply_kept<const N: usize, V: F32s<N>, const S: usize>(
     dst: &mut [f32],
     lo: usize,
     hi: usize,
@@ -1370,7 +1377,7 @@ fn apply_kept<const N: usize, V: F32s<N>, const S: usize>(
                 };
             }
         }
-        mask.fix_up(plan, seg, col);
+        mask.fix_up::<V::U>(plan, seg, col);
         at = block_end;
     }
 }
@@ -1398,7 +1405,8 @@ fn chunk_at<const N: usize>(src: &[f32], j0: usize) -> Option<&[f32; N]> {
 /// from `dy` and the keep bits in both passes (the bits of rows up to 4096 columns are generated
 /// once), so `dx` is free to hold `P`.
 #[allow(clippy::too_many_arguments)]
-fn grad<const N: usize, V: F32s<N>>(
+#[inline(always)]
+pub(crate) fn grad<const N: usize, V: F32s<N>>(
     p: Option<&[f32]>,
     dy: &[f32],
     dx: &mut [f32],
@@ -1483,118 +1491,191 @@ fn grad<const N: usize, V: F32s<N>>(
     }
 }
 
-macro_rules! wide_passes {
-    ($kernel:ty, $n:literal, $v:ty) => {
-        impl Passes for $kernel {
-            fn scores(
-                sc: &Scores<'_>,
-                src: Option<&[f32]>,
-                dst: &mut [f32],
-                lo: usize,
-                hi: usize,
-            ) -> (f32, bool) {
-                scores::<$n, $v>(sc, src, dst, lo, hi)
+/// `impl Passes for $kernel` on the vectors `$v` of `$n` lanes: every method that runs vector
+/// code is a microkernel written as `$wrap! { fn ... }`, which a table either emits as it is (the
+/// portable tables) or compiles with its target features (`isa::x86_64`).
+macro_rules! vector_passes {
+    ($kernel:ty, $n:literal, $v:ty, $wrap:ident) => {
+        impl $crate::kernel::sealed::Passes for $kernel {
+            $wrap! {
+                fn scores(
+                    sc: &$crate::kernel::Scores<'_>,
+                    src: Option<&[f32]>,
+                    dst: &mut [f32],
+                    lo: usize,
+                    hi: usize,
+                ) -> (f32, bool) {
+                    $crate::kernel::vector::scores::<$n, $v>(sc, src, dst, lo, hi)
+                }
             }
-            fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32 {
-                exp_sum::<$n, $v, false>(&[], 0.0, seg, m, zeros)
+            $wrap! {
+                fn exp_sum(seg: &mut [f32], m: f32, zeros: &mut [f32]) -> f32 {
+                    $crate::kernel::vector::exp_sum::<$n, $v, false>(&[], 0.0, seg, m, zeros)
+                }
             }
-            fn plain_max(x: &[f32], s: f32) -> f32 {
-                max_loop::<$n, $v>(x) * s + 0.0
+            $wrap! {
+                fn plain_max(x: &[f32], s: f32) -> f32 {
+                    $crate::kernel::vector::max_loop::<$n, $v>(x) * s + 0.0
+                }
             }
-            fn plain_exp_sum(x: &[f32], s: f32, m: f32, seg: &mut [f32]) -> Option<f32> {
-                plain_exp_sum::<$n, $v>(x, s, m, seg)
+            $wrap! {
+                fn plain_exp_sum(x: &[f32], s: f32, m: f32, seg: &mut [f32]) -> Option<f32> {
+                    $crate::kernel::vector::plain_exp_sum::<$n, $v>(x, s, m, seg)
+                }
             }
-            fn finish(dst: &mut [f32], lo: usize, hi: usize, factor: f32, plan: Option<&DropPlan>) {
-                finish::<$n, $v>(dst, lo, hi, factor, plan)
+            $wrap! {
+                fn finish(
+                    dst: &mut [f32],
+                    lo: usize,
+                    hi: usize,
+                    factor: f32,
+                    plan: Option<&$crate::kernel::DropPlan>,
+                ) {
+                    $crate::kernel::vector::finish::<$n, $v>(dst, lo, hi, factor, plan)
+                }
             }
-            type Keep = Prepared<$n>;
+            type Keep = $crate::kernel::vector::Prepared<$n>;
             fn new_keep() -> Self::Keep {
-                Prepared::new()
+                $crate::kernel::vector::Prepared::new()
             }
-            fn prepare(keep: &mut Self::Keep, plan: &DropPlan, lo: usize, hi: usize) {
-                keep.prepare::<<$v as F32s<$n>>::U>(plan, lo, hi);
-            }
-            fn finish_prepared(
-                dst: &mut [f32],
-                lo: usize,
-                hi: usize,
-                factor: f32,
-                plan: &DropPlan,
-                keep: &mut Self::Keep,
-            ) {
-                apply_kept::<$n, $v, LONG_SLOTS>(dst, lo, hi, factor, plan, &mut keep.mask, true)
-            }
-            const SHORT: usize = SHORT_CHUNKS * $n;
-            const PAIRS: bool = PAIRS;
-            fn short_row(
-                src: Option<&[f32]>,
-                sc: &Scores<'_>,
-                dst: &mut [f32],
-                span: (usize, usize),
-                rescale: f32,
-                plan: Option<&DropPlan>,
-                keep: Option<&mut Self::Keep>,
-            ) -> Option<(f32, f32)> {
-                short_row::<$n, $v>(src, sc, dst, span, rescale, plan, keep)
-            }
-            fn short_pair(
-                src: [Option<&[f32]>; 2],
-                sc: &Scores<'_>,
-                dst: [&mut [f32]; 2],
-                span: [(usize, usize); 2],
-                rescale: f32,
-            ) -> Option<[(f32, f32); 2]> {
-                short_pair::<$n, $v>(src, sc, dst, span, rescale)
-            }
-            fn short_pair_train(
-                src: [Option<&[f32]>; 2],
-                sc: &Scores<'_>,
-                dst: [&mut [f32]; 2],
-                span: [(usize, usize); 2],
-                rescale: f32,
-                plan: [&DropPlan; 2],
-                keep: &mut Self::Keep,
-            ) -> Option<[(f32, f32); 2]> {
-                short_pair_train::<$n, $v>(src, sc, dst, span, rescale, plan, keep)
-            }
-            fn zero(dst: &mut [f32]) {
-                // An opaque zero keeps the loop from being turned back into `memset`.
-                let z = <$v>::splat(core::hint::black_box(0.0));
-                for c in dst.as_chunks_mut::<$n>().0.iter_mut() {
-                    F32s::<$n>::store(z, c);
-                }
-                zero_remainder::<$n, $v>(dst, z);
-            }
-            fn keep_words(plan: &DropPlan, first: usize, words: &mut [u64; 64], end: usize) {
-                let mut mask = BlockMask::<$n, LONG_SLOTS>::new();
-                for (i, w) in words.iter_mut().enumerate() {
-                    let j = first + 64 * i;
-                    *w = if j < end {
-                        mask.bits64::<<$v as F32s<$n>>::U>(plan, j, end)
-                    } else {
-                        0
-                    };
+            $wrap! {
+                fn prepare(
+                    keep: &mut $crate::kernel::vector::Prepared<$n>,
+                    plan: &$crate::kernel::DropPlan,
+                    lo: usize,
+                    hi: usize,
+                ) {
+                    keep.prepare::<<$v as $crate::lanes::F32s<$n>>::U>(plan, lo, hi);
                 }
             }
-            fn grad(
-                p: Option<&[f32]>,
-                dy: &[f32],
-                dx: &mut [f32],
-                lo: usize,
-                hi: usize,
-                rescale: f32,
-                plan: Option<&DropPlan>,
-                scale: f32,
-            ) {
-                grad::<$n, $v>(p, dy, dx, lo, hi, rescale, plan, scale)
+            $wrap! {
+                fn finish_prepared(
+                    dst: &mut [f32],
+                    lo: usize,
+                    hi: usize,
+                    factor: f32,
+                    plan: &$crate::kernel::DropPlan,
+                    keep: &mut $crate::kernel::vector::Prepared<$n>,
+                ) {
+                    $crate::kernel::vector::apply_kept::<$n, $v, { $crate::kernel::vector::LONG_SLOTS }>(
+                        dst,
+                        lo,
+                        hi,
+                        factor,
+                        plan,
+                        keep.mask(),
+                        true,
+                    )
+                }
+            }
+            const SHORT: usize = $crate::kernel::vector::SHORT_CHUNKS * $n;
+            const PAIRS: bool = <$v as $crate::lanes::F32s<$n>>::PAIRS;
+            $wrap! {
+                fn short_row(
+                    src: Option<&[f32]>,
+                    sc: &$crate::kernel::Scores<'_>,
+                    dst: &mut [f32],
+                    span: (usize, usize),
+                    rescale: f32,
+                    plan: Option<&$crate::kernel::DropPlan>,
+                    keep: Option<&mut $crate::kernel::vector::Prepared<$n>>,
+                ) -> Option<(f32, f32)> {
+                    $crate::kernel::vector::short_row::<$n, $v>(
+                        src, sc, dst, span, rescale, plan, keep,
+                    )
+                }
+            }
+            $wrap! {
+                fn short_pair(
+                    src: [Option<&[f32]>; 2],
+                    sc: &$crate::kernel::Scores<'_>,
+                    dst: [&mut [f32]; 2],
+                    span: [(usize, usize); 2],
+                    rescale: f32,
+                ) -> Option<[(f32, f32); 2]> {
+                    $crate::kernel::vector::short_pair::<$n, $v>(src, sc, dst, span, rescale)
+                }
+            }
+            $wrap! {
+                fn short_pair_train(
+                    src: [Option<&[f32]>; 2],
+                    sc: &$crate::kernel::Scores<'_>,
+                    dst: [&mut [f32]; 2],
+                    span: [(usize, usize); 2],
+                    rescale: f32,
+                    plan: [&$crate::kernel::DropPlan; 2],
+                    keep: &mut $crate::kernel::vector::Prepared<$n>,
+                ) -> Option<[(f32, f32); 2]> {
+                    $crate::kernel::vector::short_pair_train::<$n, $v>(
+                        src, sc, dst, span, rescale, plan, keep,
+                    )
+                }
+            }
+            $wrap! {
+                fn zero(dst: &mut [f32]) {
+                    $crate::kernel::vector::zero::<$n, $v>(dst)
+                }
+            }
+            $wrap! {
+                fn keep_words(
+                    plan: &$crate::kernel::DropPlan,
+                    first: usize,
+                    words: &mut [u64; 64],
+                    end: usize,
+                ) {
+                    $crate::kernel::vector::keep_words::<$n, $v>(plan, first, words, end)
+                }
+            }
+            $wrap! {
+                fn grad(
+                    p: Option<&[f32]>,
+                    dy: &[f32],
+                    dx: &mut [f32],
+                    lo: usize,
+                    hi: usize,
+                    rescale: f32,
+                    plan: Option<&$crate::kernel::DropPlan>,
+                    scale: f32,
+                ) {
+                    $crate::kernel::vector::grad::<$n, $v>(
+                        p, dy, dx, lo, hi, rescale, plan, scale,
+                    )
+                }
             }
         }
     };
 }
+pub(crate) use vector_passes;
 
-wide_passes!(Wide4, 4, f32x4);
-wide_passes!(Wide8, 8, f32x8);
-wide_passes!(Wide16, 16, f32x16);
+/// `Passes::zero`: plain vector stores of an opaque zero, which keeps the loop from being turned
+/// back into `memset`.
+#[inline(always)]
+pub(crate) fn zero<const N: usize, V: F32s<N>>(dst: &mut [f32]) {
+    let z = V::splat(core::hint::black_box(0.0));
+    for c in dst.as_chunks_mut::<N>().0.iter_mut() {
+        z.store(c);
+    }
+    zero_remainder::<N, V>(dst, z);
+}
+
+/// `Passes::keep_words`: the keep bits of 64 words of 64 columns from `first`.
+#[inline(always)]
+pub(crate) fn keep_words<const N: usize, V: F32s<N>>(
+    plan: &DropPlan,
+    first: usize,
+    words: &mut [u64; 64],
+    end: usize,
+) {
+    let mut mask = BlockMask::<N, LONG_SLOTS>::new();
+    for (i, w) in words.iter_mut().enumerate() {
+        let j = first + 64 * i;
+        *w = if j < end {
+            mask.bits64::<V::U>(plan, j, end)
+        } else {
+            0
+        };
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -1614,9 +1695,9 @@ mod tests {
         mask.first = 0;
         mask.bits[0] = u64::MAX;
         let rest = (1u64 << 40) - 1;
-        let len = mask.queue_rest(&plan, 0, 0, rest);
+        let len = mask.queue_rest::<wide::u32x16>(&plan, 0, 0, rest);
         assert_eq!(len, 40 - QUEUE, "one settle at 32, the rest still queued");
-        mask.settle(&plan, len);
+        mask.settle::<wide::u32x16>(&plan, len);
         for c in 0..64u32 {
             let kept = mask.bits[0] >> c & 1 == 1;
             let want = c >= 40 || tie_break(plan.key, plan.row, c) >= plan.d_lo;
