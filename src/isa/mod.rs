@@ -76,11 +76,12 @@ pub fn isa() -> Isa {
 pub(crate) fn run_best<J: crate::kernel::sealed::Job>(job: J) -> J::Out {
     #[cfg(target_arch = "x86_64")]
     {
+        use crate::kernel::sealed::Dispatch;
         if x86_64::has_avx512() {
-            return job.run::<x86_64::avx512::Avx512>();
+            return x86_64::avx512::Avx512::dispatch(job);
         }
         if x86_64::has_avx2() {
-            return job.run::<x86_64::avx2::Avx2>();
+            return x86_64::avx2::Avx2::dispatch(job);
         }
     }
     job.run::<crate::Wide16>()

@@ -363,8 +363,6 @@ macro_rules! one_table {
         }
     };
 }
-pub(crate) use one_table;
-
 one_table!(Scalar, "scalar", true);
 one_table!(Wide4, "wide4", true);
 one_table!(Wide8, "wide8", true);
@@ -393,6 +391,7 @@ pub(crate) enum Finish {
 
 /// One row, every case: the shared orchestration of the three passes and the special rows.
 /// `span` is the row's structural band; `row` its id for the mask (before the key's offset).
+#[inline(always)]
 fn forward_row_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -421,6 +420,7 @@ enum Pass1 {
 /// went): full rows eval 9-15 % and train 5-10 % faster than with pass 1 storing `z`; causal
 /// rows through this path: training 5-10 % slower, evaluation within 3 % either way; zeroing
 /// their tail after it instead, slower still. Not re-measured since.
+#[inline(always)]
 fn pass1<K: sealed::Passes>(
     sc: &Scores<'_>,
     (lo, hi): (usize, usize),
@@ -445,6 +445,7 @@ fn pass1<K: sealed::Passes>(
 /// pass 2 of an ordinary row, before pass 3 (see [`forward_matrix`]); `between` is not called
 /// for an empty band or a special row (NaN, `-inf` or `+inf` maximum).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn forward_row_with<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -527,6 +528,7 @@ fn forward_row_with<K: sealed::Passes>(
 }
 
 /// Whether rows of `n` columns go to [`short_row`] first.
+#[inline(always)]
 fn is_short<K: sealed::Passes>(n: usize) -> bool {
     n <= K::SHORT
 }
@@ -536,6 +538,7 @@ fn is_short<K: sealed::Passes>(n: usize) -> bool {
 /// whose band ends within the first `K::SHORT` columns (the first rows of a causal block) is done
 /// as the row of its first `K::SHORT` columns, the rest zeros: the same result, since columns
 /// outside the band only ever get zeros.
+#[inline(always)]
 fn short_row<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -564,6 +567,7 @@ fn short_row<K: sealed::Passes>(
 
 /// The columns a row of `n` columns whose band ends at `hi` is done on in registers: all of
 /// them when `n <= K::SHORT`, the first `K::SHORT` when the band ends there; `None` otherwise.
+#[inline(always)]
 fn short_width<K: sealed::Passes>(n: usize, hi: usize) -> Option<usize> {
     if is_short::<K>(n) {
         Some(n)
@@ -579,6 +583,7 @@ type Ready = (DropPlan, f32);
 
 /// Generates a training row's first keep bits for band `span` into `keep`, ahead of its pass 2
 /// ([`sealed::Passes::prepare`]); `None` in evaluation or when no decision needs the generator.
+#[inline(always)]
 fn prepare_row<K: sealed::Passes>(
     finish: Finish,
     row: u64,
@@ -594,6 +599,7 @@ fn prepare_row<K: sealed::Passes>(
 }
 
 /// [`finish_row`] after [`prepare_row`]: the same result.
+#[inline(always)]
 fn finish_prepared_row<K: sealed::Passes>(
     dst: &mut [f32],
     (lo, hi): (usize, usize),
@@ -607,6 +613,7 @@ fn finish_prepared_row<K: sealed::Passes>(
 }
 
 /// Whether scores are plain, `z_j = s * x_j` with `s > 0`: see `Passes::plain_max`.
+#[inline(always)]
 fn plain_scores(sc: &Scores<'_>) -> bool {
     sc.scale > 0.0 && sc.bias.is_none() && matches!(sc.columns, Columns::All)
 }
@@ -620,6 +627,7 @@ fn plain_scores(sc: &Scores<'_>) -> bool {
 /// maximum's own reduction then hides behind that finish. Row by row, each row pays both
 /// latencies with little to overlap them.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn forward_matrix_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -644,6 +652,7 @@ fn forward_matrix_on<K: sealed::Passes>(
 /// its first block before pass 2 ([`sealed::Passes::prepare`]) into one `Keep` reused for the
 /// whole call (its block mask zeroed once, not per row).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn rows<K: sealed::Passes, const PREPARE: bool>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -772,6 +781,7 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
 /// One at a time where a pair cannot be done so (a special row, the last row of an odd count).
 /// Nothing to pipeline, and no pass 1 may run ahead (it would store scores over a row in place).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn short_rows<K: sealed::Passes, const PREPARE: bool>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -850,6 +860,7 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
 
 /// Rows `i0 ..` of [`short_rows`] (`c` columns each), one at a time ([`one_short`]).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn one_by_one<K: sealed::Passes, const PREPARE: bool>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -884,6 +895,7 @@ fn one_by_one<K: sealed::Passes, const PREPARE: bool>(
 /// A pair of [`short_rows`] through the variant's pair kernels: `None` as they return it, or when
 /// a training row needs no generator (then each row goes alone).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn short_pair<K: sealed::Passes, const PREPARE: bool>(
     finish: Finish,
     src: [Option<&[f32]>; 2],
@@ -906,6 +918,7 @@ fn short_pair<K: sealed::Passes, const PREPARE: bool>(
 }
 
 /// One row of [`short_rows`]: in registers, else through the general path.
+#[inline(always)]
 fn one_short<K: sealed::Passes, const PREPARE: bool>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -951,6 +964,7 @@ fn prefetch_lines(a: Option<&[f32]>) {
 }
 
 /// Pass 3 of an ordinary row, whose `dst[lo..hi]` holds `exp(z_j - m)` summing to `sum`.
+#[inline(always)]
 fn finish_row<K: sealed::Passes>(
     finish: Finish,
     dst: &mut [f32],
@@ -1042,6 +1056,7 @@ pub enum Probabilities<'a> {
 /// One row of the backward pass (contract §4): `G_j = keep(r, j) ? dY_j / q : 0` and
 /// `dx_j = s P_j (G_j - sum_k P_k G_k)`, masked columns 0; the mask is regenerated from the key.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn backward_row_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -1087,6 +1102,7 @@ fn backward_row_on<K: sealed::Passes>(
 
 /// `dx[lo..hi] = P` recomputed from the logits and the forward's statistics, special rows as in
 /// the forward (a NaN row is NaN, an empty row 0, a `+inf` row shares `1/k`).
+#[inline(always)]
 fn recompute_probs<K: sealed::Passes>(
     sc: &Scores<'_>,
     span: (usize, usize),
@@ -1117,6 +1133,7 @@ fn recompute_probs<K: sealed::Passes>(
 
 /// Statistics of the visible columns of one chunk of a split row (`span` local to the chunk);
 /// `scratch` receives intermediate values.
+#[inline(always)]
 fn chunk_stats_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     span: (usize, usize),
@@ -1155,6 +1172,7 @@ fn chunk_stats_on<K: sealed::Passes>(
 /// One chunk of a split row finished with the whole row's statistics: `y = dropout(exp(z - m) / S)`
 /// with the mask at the chunk's global columns `col0 + j` (`col0` a multiple of 64).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn forward_chunk_on<K: sealed::Passes>(
     sc: &Scores<'_>,
     finish: Finish,
@@ -1207,6 +1225,7 @@ fn forward_chunk_on<K: sealed::Passes>(
 }
 
 /// The packed keep bits of a row (see [`Dropout::mask_bits`]), 4096 columns at a time.
+#[inline(always)]
 fn mask_bits_on<K: sealed::Passes>(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut [u8]) {
     if dropout.drops_all() || dropout.keeps_all() {
         out.fill(if dropout.keeps_all() { 0xFF } else { 0 });
@@ -1230,6 +1249,7 @@ fn mask_bits_on<K: sealed::Passes>(dropout: &Dropout, key: DropoutKey, row: u64,
 }
 
 /// Zeroes the columns of `dst` outside the band `span = (lo, hi)`.
+#[inline(always)]
 fn zero_outside(dst: &mut [f32], span: (usize, usize)) {
     let (lo, hi) = span;
     let (head, rest) = dst.split_at_mut(lo.min(dst.len()));
@@ -1240,6 +1260,7 @@ fn zero_outside(dst: &mut [f32], span: (usize, usize)) {
 }
 
 /// Dropout alone over a row: `y_j = keep(row, j) ? x_j * rescale : 0`, in place.
+#[inline(always)]
 fn dropout_row_on<K: sealed::Passes>(
     dropout: &Dropout,
     key: DropoutKey,
@@ -1280,6 +1301,7 @@ mod entry {
         }
         impl Job for Call<'_> {
             type Out = RowStats;
+            #[inline(always)]
             fn run<P: Passes>(self) -> RowStats {
                 forward_row_on::<P>(
                     self.sc,
@@ -1325,6 +1347,7 @@ mod entry {
         }
         impl<S: Fn(usize) -> (usize, usize), R: FnMut(RowStats)> Job for Call<'_, S, R> {
             type Out = ();
+            #[inline(always)]
             fn run<P: Passes>(self) {
                 let Call {
                     sc,
@@ -1373,6 +1396,7 @@ mod entry {
         }
         impl Job for Call<'_> {
             type Out = ();
+            #[inline(always)]
             fn run<P: Passes>(self) {
                 let Call {
                     sc,
@@ -1412,6 +1436,7 @@ mod entry {
         }
         impl Job for Call<'_> {
             type Out = RowStats;
+            #[inline(always)]
             fn run<P: Passes>(self) -> RowStats {
                 chunk_stats_on::<P>(self.sc, self.span, self.x, self.scratch)
             }
@@ -1448,6 +1473,7 @@ mod entry {
         }
         impl Job for Call<'_> {
             type Out = ();
+            #[inline(always)]
             fn run<P: Passes>(self) {
                 let Call {
                     sc,
@@ -1489,6 +1515,7 @@ mod entry {
         }
         impl Job for Call<'_> {
             type Out = ();
+            #[inline(always)]
             fn run<P: Passes>(self) {
                 dropout_row_on::<P>(self.dropout, self.key, self.row, self.values);
             }
@@ -1511,6 +1538,7 @@ mod entry {
         }
         impl Job for Call<'_> {
             type Out = ();
+            #[inline(always)]
             fn run<P: Passes>(self) {
                 mask_bits_on::<P>(self.dropout, self.key, self.row, self.out);
             }

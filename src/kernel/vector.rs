@@ -244,6 +244,22 @@ fn last_lanes<const N: usize, V: F32s<N>>(r: usize) -> V {
     V::from_bits(iota.gt_mask_i32(V::U::splat((N - r - 1) as u32)))
 }
 
+/// `acc[i] = max(acc[i], q[i])`: one step of [`max_loop`]. (Functions, not closures, for every
+/// step that runs vector code: a closure that LLVM leaves out of line is compiled without the
+/// table's target features.)
+#[inline(always)]
+fn max4<const N: usize, V: F32s<N>>(acc: &mut [V; 4], q: &[[f32; N]; 4]) {
+    for (a, c) in acc.iter_mut().zip(q) {
+        *a = a.max_fast(V::load(c));
+    }
+}
+
+/// A chunk of plain scores `fl(s x)`, as pass 1 defines them (see [`score_chunk`]).
+#[inline(always)]
+fn plain_score<const N: usize, V: F32s<N>>(vs: V, x: &[f32; N]) -> V {
+    score_chunk::<N, V, false, false>(vs, V::load(x), V::splat(0.0))
+}
+
 /// Pass 1 of plain scores (see `Passes::plain_max`): the maximum of `x`, read only, with
 /// four accumulators (a `max` costs a cycle's issue but several of latency); unspecified if an
 /// `x_j` is NaN. The row ends with an overlapping quad of chunks rather than a loop over the
@@ -254,18 +270,13 @@ pub(crate) fn max_loop<const N: usize, V: F32s<N>>(x: &[f32]) -> f32 {
     let mut acc = [neg_inf; 4];
     let (chunks, tail) = x.as_chunks::<N>();
     let (quads, rest) = chunks.as_chunks::<4>();
-    let max4 = |acc: &mut [V; 4], q: &[[f32; N]; 4]| {
-        for (a, c) in acc.iter_mut().zip(q) {
-            *a = a.max_fast(V::load(c));
-        }
-    };
     for q in quads {
-        max4(&mut acc, q);
+        max4::<N, V>(&mut acc, q);
     }
     // (Copied into an array: the same through `rchunks_exact` and `try_from` kept `acc` on the
     // stack, and rows of 64 columns took 1.9x as long, measured.)
     match x.rchunks(4 * N).next().map(<[f32]>::as_chunks::<N>) {
-        Some(([c0, c1, c2, c3], [])) => max4(&mut acc, &[*c0, *c1, *c2, *c3]),
+        Some(([c0, c1, c2, c3], [])) => max4::<N, V>(&mut acc, &[*c0, *c1, *c2, *c3]),
         _ => {
             for (a, c) in acc.iter_mut().zip(rest) {
                 *a = a.max_fast(V::load(c));
@@ -295,8 +306,7 @@ pub(crate) fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
     let vm = V::splat(m);
     let vs = V::splat(s);
     let zero = V::splat(0.0);
-    // Pass 1's own definition of the scores, so that they are the same bits.
-    let score = |x: &[f32; N]| score_chunk::<N, V, false, false>(vs, V::load(x), zero);
+    // Pass 1's own definition of the scores (`plain_score`), so that they are the same bits.
     // Masked columns to zero: one chunk per pair of exponentials while both last.
     let (zero_chunks, _) = zeros.as_chunks_mut::<N>();
     let pairs_total = seg.len() / (2 * N);
@@ -311,7 +321,10 @@ pub(crate) fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
     let r = seg.len() % N;
     // The overlapping last chunk (see `score_loop`), its already-counted lanes left out of the sum.
     let last_z = if SCALED {
-        x.last_chunk::<N>().map(score)
+        match x.last_chunk::<N>() {
+            Some(x) => Some(plain_score::<N, V>(vs, x)),
+            None => None,
+        }
     } else {
         seg.last_chunk::<N>().map(V::load)
     };
@@ -332,7 +345,9 @@ pub(crate) fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
         let mut acc = [zero; 2];
         for [c0, c1] in block.iter_mut() {
             let (z0, z1) = match x_iter.next() {
-                Some([x0, x1]) if SCALED => (score(x0), score(x1)),
+                Some([x0, x1]) if SCALED => {
+                    (plain_score::<N, V>(vs, x0), plain_score::<N, V>(vs, x1))
+                }
                 _ => (V::load(c0), V::load(c1)),
             };
             let e0 = exp_rr2_p5::<N, V>(z0 - vm);
@@ -366,7 +381,7 @@ pub(crate) fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
     }
     for c in odd.iter_mut() {
         let z = match x_odd.first() {
-            Some(x) if SCALED => score(x),
+            Some(x) if SCALED => plain_score::<N, V>(vs, x),
             _ => V::load(c),
         };
         let e = exp_rr2_p5::<N, V>(z - vm);
@@ -615,9 +630,14 @@ fn pair_in_registers<const N: usize, V: F32s<N>, const C: usize, K: PairKeep<N>>
     }
     let bits = keep.bits();
     let factor = [V::splat(rescale / sum[0]), V::splat(rescale / sum[1])];
-    let y = |r: usize, k: usize| (e[r][k] * factor[r]).kept((bits[r] >> base(k)) as u32);
-    store_short::<N, V, C>(d0, |k| y(0, k));
-    store_short::<N, V, C>(d1, |k| y(1, k));
+    let mut y = e;
+    for k in 0..C {
+        for r in 0..2 {
+            y[r][k] = (e[r][k] * factor[r]).kept((bits[r] >> base(k)) as u32);
+        }
+    }
+    store_short::<N, V, C>(d0, y[0]);
+    store_short::<N, V, C>(d1, y[1]);
     keep.fix_up::<V::U>([d0, d1]);
     Some([(m[0] + 0.0, sum[0]), (m[1] + 0.0, sum[1])])
 }
@@ -643,24 +663,23 @@ fn row_scores<const N: usize, V: F32s<N>, const C: usize>(
     }
 }
 
-/// Stores the `C` chunks `y(k)` of a short row as [`in_registers`] lays them out.
+/// Stores the `C` chunks `y[k]` of a short row as [`in_registers`] lays them out. (Values, not a
+/// closure: a closure that LLVM leaves out of line is compiled without the table's target
+/// features.)
 #[inline(always)]
-fn store_short<const N: usize, V: F32s<N>, const C: usize>(
-    dst: &mut [f32],
-    y: impl Fn(usize) -> V,
-) {
+fn store_short<const N: usize, V: F32s<N>, const C: usize>(dst: &mut [f32], y: [V; C]) {
     let n = dst.len();
     let base = |k: usize| (k * N).min(n.saturating_sub(N));
     match dst.as_chunks_mut::<N>() {
         (chunks, []) if chunks.len() == C => {
-            for (k, d) in chunks.iter_mut().enumerate() {
-                y(k).store(d);
+            for (y, d) in y.into_iter().zip(chunks.iter_mut()) {
+                y.store(d);
             }
         }
         _ => {
             // The last chunk first: when it overlaps the one before, that one's stores win.
             for k in (0..C).rev() {
-                let (b, y) = (base(k), y(k));
+                let (b, y) = (base(k), y[k]);
                 if let Some(c) = dst
                     .get_mut(b..b + N)
                     .and_then(|c| c.as_chunks_mut::<N>().0.first_mut())
@@ -728,7 +747,11 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
     }
     let factor = V::splat(rescale / sum);
     let bits = mask.as_ref().map_or(u64::MAX, Keep::bits);
-    store_short::<N, V, C>(dst, |k| (e[k] * factor).kept((bits >> base(k)) as u32));
+    let mut y = e;
+    for (k, y) in y.iter_mut().enumerate() {
+        *y = (*y * factor).kept((bits >> base(k)) as u32);
+    }
+    store_short::<N, V, C>(dst, y);
     if let (Some(plan), Some(mut mask)) = (plan, mask)
         && mask.tied()
     {
@@ -1401,6 +1424,24 @@ fn chunk_at<const N: usize>(src: &[f32], j0: usize) -> Option<&[f32; N]> {
     src.get(j0..j0 + N).and_then(|s| s.try_into().ok())
 }
 
+/// The lanes of the chunk at `j0` that `plan` keeps (all without a plan), as a lane mask.
+#[inline(always)]
+fn grad_keep<const N: usize, V: F32s<N>>(
+    plan: Option<&DropPlan>,
+    mask: &mut BlockMask<N, LONG_SLOTS>,
+    j0: usize,
+    hi: usize,
+    lane_bits: V::U,
+) -> V {
+    match plan {
+        None => V::from_bits(V::U::splat(u32::MAX)),
+        Some(plan) => {
+            let bits = (mask.bits64::<V::U>(plan, j0, hi) >> (j0 % 64)) as u32;
+            V::from_bits((V::U::splat(bits) & lane_bits).eq_mask(lane_bits))
+        }
+    }
+}
+
 /// Backward over `lo..hi`: a pass for `sum_k P_k G_k`, then `dx = s P (G - dot)`; `G` is rebuilt
 /// from `dy` and the keep bits in both passes (the bits of rows up to 4096 columns are generated
 /// once), so `dx` is free to hold `P`.
@@ -1421,15 +1462,6 @@ pub(crate) fn grad<const N: usize, V: F32s<N>>(
     let vr = V::splat(rescale);
     let lane_bits = V::U::from_array(core::array::from_fn(|l| 1u32 << l));
     let mut mask = BlockMask::<N, LONG_SLOTS>::new();
-    let mut keep = |j0: usize| -> V {
-        match plan {
-            None => V::from_bits(V::U::splat(u32::MAX)),
-            Some(plan) => {
-                let bits = (mask.bits64::<V::U>(plan, j0, hi) >> (j0 % 64)) as u32;
-                V::from_bits((V::U::splat(bits) & lane_bits).eq_mask(lane_bits))
-            }
-        }
-    };
     let (mut acc0, mut acc1) = (zero, zero);
     let mut j0 = start;
     while j0 < hi {
@@ -1445,7 +1477,7 @@ pub(crate) fn grad<const N: usize, V: F32s<N>>(
                 load_range::<N, V>(dy, j0, lo, hi),
             ),
         };
-        let g = V::select(keep(j0), gv * vr, zero);
+        let g = V::select(grad_keep(plan, &mut mask, j0, hi, lane_bits), gv * vr, zero);
         if (j0 / N) & 1 == 0 {
             acc0 = pv.mul_add(g, acc0);
         } else {
@@ -1466,7 +1498,7 @@ pub(crate) fn grad<const N: usize, V: F32s<N>>(
             (true, Some(dc)) => V::load(dc),
             _ => load_range::<N, V>(dy, j0, lo, hi),
         };
-        let g = V::select(keep(j0), gv * vr, zero);
+        let g = V::select(grad_keep(plan, &mut mask, j0, hi, lane_bits), gv * vr, zero);
         let out = vs * pv * (g - dot);
         match dx
             .get_mut(j0..j0 + N)

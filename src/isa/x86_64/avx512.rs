@@ -31,7 +31,13 @@ macro_rules! avx512_microkernel {
     };
 }
 
-crate::kernel::one_table!(Avx512, "avx512", has_avx512());
+table_kernel!(
+    Avx512,
+    "avx512",
+    "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi1,bmi2,f16c,lzcnt,popcnt",
+    has_avx512,
+    crate::Wide16
+);
 crate::kernel::vector::vector_passes!(Avx512, 16, F32x16, avx512_microkernel);
 
 /// 16 `f32` lanes. Comparison results are lane masks (all bits set or clear).
@@ -246,7 +252,7 @@ impl U32s<16> for U32x16 {
     }
     #[inline(always)]
     fn transpose_quarters(w: [Self; 4]) -> [Self; 4] {
-        let [a, b, c, d] = w.map(|v| v.0);
+        let [U32x16(a), U32x16(b), U32x16(c), U32x16(d)] = w;
         intrinsics!({
             let (t0, t1) = (_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
             let (t2, t3) = (_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
@@ -354,17 +360,30 @@ mod philox {
     /// Lanes `4k, 4k+1` of each 128-bit quarter `k` into `lo`, lanes `4k+2, 4k+3` into `hi`.
     #[inline(always)]
     fn spread(v: [U32x16; 4]) -> (Eight, Eight) {
-        intrinsics!((
-            v.map(|w| _mm512_unpacklo_epi32(w.0, w.0)),
-            v.map(|w| _mm512_unpackhi_epi32(w.0, w.0)),
-        ))
+        let (mut lo, mut hi) = ([zero(); 4], [zero(); 4]);
+        for ((l, h), w) in lo.iter_mut().zip(&mut hi).zip(v) {
+            (*l, *h) = intrinsics!((
+                _mm512_unpacklo_epi32(w.0, w.0),
+                _mm512_unpackhi_epi32(w.0, w.0)
+            ));
+        }
+        (lo, hi)
+    }
+
+    #[inline(always)]
+    fn zero() -> __m512i {
+        intrinsics!(_mm512_setzero_si512())
     }
 
     /// The inverse of [`spread`]: the low halves back in lane order (one `vpermt2d` a word).
     #[inline(always)]
     fn gather(lo: Eight, hi: Eight) -> [U32x16; 4] {
         let idx = i32s([0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30]);
-        core::array::from_fn(|i| U32x16(intrinsics!(_mm512_permutex2var_epi32(lo[i], idx, hi[i]))))
+        let mut out = [U32x16(zero()); 4];
+        for ((o, l), h) in out.iter_mut().zip(lo).zip(hi) {
+            *o = U32x16(intrinsics!(_mm512_permutex2var_epi32(l, idx, h)));
+        }
+        out
     }
 
     /// The round keys, from memory: a broadcast from memory costs only a load, where one from a
@@ -426,13 +445,14 @@ mod philox {
     /// where [`in_order`] would spend 8 blocks' work on these 4.
     #[inline(always)]
     pub(super) fn in_order_4(first: u32, c: [u32; 3], key: [u32; 2]) -> U32x16 {
-        let per_lane = |f: &dyn Fn(usize) -> u32| U32x16::from_array(core::array::from_fn(f));
-        let m = per_lane(&|d| [M0, 0, M1, 0][d % 4]);
-        let step = per_lane(&|d| [W0, 0, W1, 0][d % 4]);
+        let m = U32x16::from_array(core::array::from_fn(|d| [M0, 0, M1, 0][d % 4]));
+        let step = U32x16::from_array(core::array::from_fn(|d| [W0, 0, W1, 0][d % 4]));
         let [k0, k1] = key;
-        let mut k = per_lane(&|d| [k0, 0, k1, 0][d % 4]);
+        let mut k = U32x16::from_array(core::array::from_fn(|d| [k0, 0, k1, 0][d % 4]));
         let [c0, c1, c2] = c;
-        let mut v = per_lane(&|d| [first.wrapping_add((d / 4) as u32), c0, c1, c2][d % 4]);
+        let mut v = U32x16::from_array(core::array::from_fn(|d| {
+            [first.wrapping_add((d / 4) as u32), c0, c1, c2][d % 4]
+        }));
         for round in 0..ROUNDS {
             if round > 0 {
                 k = k + step;
@@ -463,11 +483,12 @@ mod philox {
         c: [u32; 3],
         key: [u32; 2],
     ) -> [[U32x16; 2]; C] {
-        let chains: [Eight; C] = core::array::from_fn(|i| {
+        let mut chains = [[zero(); 4]; C];
+        for (i, chain) in chains.iter_mut().enumerate() {
             let first = first.wrapping_add(8 * i as u32);
             let w0: [u64; 8] = core::array::from_fn(|k| u64::from(first.wrapping_add(k as u32)));
-            [u64s(w0), splat64(c[0]), splat64(c[1]), splat64(c[2])]
-        });
+            *chain = [u64s(w0), splat64(c[0]), splat64(c[1]), splat64(c[2])];
+        }
         chains_in_order(chains, key)
     }
 
@@ -477,16 +498,17 @@ mod philox {
     /// row of 64 or 128 columns alone is one latency-bound chain of 4 or 8.
     #[inline(always)]
     pub(super) fn rows_ahead<const B: usize>(row: u64, key: [u32; 2]) -> [U32x16; 8] {
-        let chains: [Eight; 4] = core::array::from_fn(|i| {
-            let r = |k: usize| row.wrapping_add((8 / B * i + k / B) as u64);
-            let w = |f: &dyn Fn(usize) -> u64| u64s(core::array::from_fn(f));
-            [
-                w(&|k| (k % B) as u64),
-                w(&|_| 0),
-                w(&|k| u64::from(r(k) as u32)),
-                w(&|k| r(k) >> 32),
-            ]
-        });
+        let mut chains = [[zero(); 4]; 4];
+        for (i, chain) in chains.iter_mut().enumerate() {
+            let r: [u64; 8] =
+                core::array::from_fn(|k| row.wrapping_add((8 / B * i + k / B) as u64));
+            *chain = [
+                u64s(core::array::from_fn(|k| (k % B) as u64)),
+                zero(),
+                u64s(r.map(|r| u64::from(r as u32))),
+                u64s(r.map(|r| r >> 32)),
+            ];
+        }
         let [[a, b], [c, d], [e, f], [g, h]] = chains_in_order(chains, key);
         [a, b, c, d, e, f, g, h]
     }
@@ -499,15 +521,17 @@ mod philox {
         let pair = i32s([0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30]);
         let lo = u64s([0, 8, 1, 9, 2, 10, 3, 11]);
         let hi = u64s([4, 12, 5, 13, 6, 14, 7, 15]);
-        rounds(chains, key).map(|[w0, w1, w2, w3]| {
-            intrinsics!({
+        let mut out = [[U32x16(zero()); 2]; C];
+        for (o, [w0, w1, w2, w3]) in out.iter_mut().zip(rounds(chains, key)) {
+            *o = intrinsics!({
                 let p01 = _mm512_permutex2var_epi32(w0, pair, w1);
                 let p23 = _mm512_permutex2var_epi32(w2, pair, w3);
                 [
                     U32x16(_mm512_permutex2var_epi64(p01, lo, p23)),
                     U32x16(_mm512_permutex2var_epi64(p01, hi, p23)),
                 ]
-            })
-        })
+            });
+        }
+        out
     }
 }

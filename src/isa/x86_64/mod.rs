@@ -8,9 +8,13 @@
 //! public entry points have already refused such a call with `Error::UnsupportedIsa`), so no
 //! instruction the CPU lacks is ever executed.
 //!
+//! A table's jobs (the crate's calls into the kernels) run whole inside one function compiled
+//! with the table's features ([`table_kernel`]), so that the driver's calls into the
+//! microkernels inline as they do in a build for that CPU.
+//!
 //! The `unsafe` of this folder is in three places, each in this file: reading XCR0 during
-//! detection ([`xcr0`]), calling a microkernel after the check ([`microkernel`]), and calling
-//! the intrinsics of a table's vector types ([`intrinsics`]).
+//! detection ([`xcr0`]), calling a function compiled with a table's features after the check
+//! ([`checked`]), and calling the intrinsics of a table's vector types ([`intrinsics`]).
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -29,6 +33,23 @@ macro_rules! intrinsics {
     }};
 }
 
+/// `$call` (a call of a function compiled with the target features `$features`) when `$has()`
+/// confirms them, else `$otherwise`.
+macro_rules! checked {
+    ($features:literal, $has:path, $call:expr, $otherwise:expr) => {
+        if $has() {
+            // SAFETY: the function called needs only the target features `$features`, which
+            // `$has` (the cached CPUID and XGETBV detection, or the build's own target
+            // features) has just confirmed this CPU and its OS support.
+            #[allow(unsafe_code, unused_unsafe)]
+            let r = unsafe { $call };
+            r
+        } else {
+            $otherwise
+        }
+    };
+}
+
 /// A `Passes` method of a table: `$body` compiled with the target features `$features` as a
 /// function of its own, called when `$has()` confirms them, else the same method of the
 /// portable kernel `$fallback`.
@@ -42,16 +63,38 @@ macro_rules! microkernel {
             #[target_feature(enable = $features)]
             #[allow(clippy::too_many_arguments)]
             fn microkernel($($arg: $ty),*) $(-> $ret)? $body
-            if $has() {
-                // SAFETY: `microkernel` needs only the target features `$features`, which
-                // `$has` (the cached CPUID and XGETBV detection, or the build's own target
-                // features) has just confirmed this CPU and its OS support.
-                #[allow(unsafe_code, unused_unsafe)]
-                let r = unsafe { microkernel($($arg),*) };
-                r
-            } else {
+            checked!(
+                $features,
+                $has,
+                microkernel($($arg),*),
                 <$fallback as $crate::kernel::sealed::Passes>::$name($($arg),*)
+            )
+        }
+    };
+}
+
+/// The variant `$kernel` of a table: its jobs run whole (driver and microkernels) inside one
+/// function compiled with the table's target features `$features`, so that the driver's
+/// calls into the microkernels can be inlined; without the features, the portable
+/// `$fallback` runs them (the public entry points refuse such calls first).
+macro_rules! table_kernel {
+    ($kernel:ty, $name:literal, $features:literal, $has:path, $fallback:ty) => {
+        impl $crate::kernel::sealed::Dispatch for $kernel {
+            #[inline(always)]
+            fn dispatch<J: $crate::kernel::sealed::Job>(job: J) -> J::Out {
+                #[target_feature(enable = $features)]
+                fn run<J: $crate::kernel::sealed::Job>(job: J) -> J::Out {
+                    job.run::<$kernel>()
+                }
+                checked!($features, $has, run(job), job.run::<$fallback>())
             }
+            #[inline(always)]
+            fn supported() -> bool {
+                $has()
+            }
+        }
+        impl $crate::kernel::RowKernel for $kernel {
+            const NAME: &'static str = $name;
         }
     };
 }
