@@ -477,6 +477,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         stats: Option<&[RowStats]>,
     ) -> Result<usize, Error> {
         let rows = len.checked_div(cols).unwrap_or(0);
+        // `rows * cols <= len`: no overflow.
         if rows * cols != len {
             return Err(Error::LengthMismatch {
                 expected: rows * cols,
@@ -510,6 +511,17 @@ pub enum MatrixProbabilities<'a> {
     },
 }
 
+/// The longest output [`Dropout::mask_bits`] accepts: 2^32 columns, the mask layout's `u32`
+/// column index, in bytes; where `usize` has fewer than 32 bits, `2^usize::BITS` columns, the
+/// most the kernel's `usize` column indices reach. With at most this many bytes, every column
+/// index `j < 8 * out.len()` fits both `u32` and `usize`, and so does every block start
+/// `4096 b`; only the column count itself, `8 * out.len()`, may reach `2^usize::BITS` (exactly
+/// at this bound, where `usize` has at most 32 bits).
+const MAX_MASK_BYTES: usize = 1 << (COLUMN_BITS - 3);
+
+/// Bits of a column index in [`Dropout::mask_bits`]: 32, or fewer where `usize` has fewer.
+const COLUMN_BITS: u32 = if usize::BITS < 32 { usize::BITS } else { 32 };
+
 impl Dropout {
     /// Writes the keep decisions of `n = out.len() * 8` columns of row `row` as packed bits: bit
     /// `j % 8` of byte `j / 8` (least significant first) is 1 when column `j` is kept, exactly
@@ -517,9 +529,12 @@ impl Dropout {
     /// it). All ones when nothing is dropped, all zeros when everything is.
     ///
     /// # Errors
-    /// [`Error::RowTooLong`] for more than 2^32 columns. Nothing is written.
+    /// [`Error::RowTooLong`] for more than 2^32 columns (`out.len() > 2^29`), or, where `usize`
+    /// has 16 bits, more columns than it counts (`out.len() > 2^13`). Nothing is written.
     pub fn mask_bits(&self, key: DropoutKey, row: u64, out: &mut [u8]) -> Result<(), Error> {
-        if u32::try_from((out.len() * 8).saturating_sub(1)).is_err() {
+        // Compared in bytes, not columns: `out.len() * 8` can overflow `usize` (on 32-bit
+        // targets from 2^29 bytes on, on 64-bit ones from 2^61).
+        if out.len() > MAX_MASK_BYTES {
             return Err(Error::RowTooLong);
         }
         crate::kernel::mask_bits(self, key, row, out);

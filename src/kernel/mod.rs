@@ -1225,6 +1225,9 @@ fn forward_chunk_on<K: sealed::Passes>(
 }
 
 /// The packed keep bits of a row (see [`Dropout::mask_bits`]), 4096 columns at a time.
+///
+/// `out` holds at most `MAX_MASK_BYTES` bytes (checked by the caller), so every column index
+/// `j < 8 * out.len()` fits `u32` and `usize`, and so does every block start `4096 b`.
 #[inline(always)]
 fn mask_bits_on<K: sealed::Passes>(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut [u8]) {
     if dropout.drops_all() || dropout.keeps_all() {
@@ -1234,9 +1237,16 @@ fn mask_bits_on<K: sealed::Passes>(dropout: &Dropout, key: DropoutKey, row: u64,
     let Some(plan) = DropPlan::new(dropout, key, row) else {
         return;
     };
-    let end = out.len() * 8;
+    // The row's end, `8 * out.len()`, is `2^usize::BITS` for the longest output where `usize`
+    // has at most 32 bits: one past `usize::MAX`. Then `end = usize::MAX` leaves out only the
+    // last column, `usize::MAX` itself (bits at or past `end` are unspecified), decided below.
+    let (end, last_left_out) = match out.len().checked_mul(8) {
+        Some(end) => (end, false),
+        None => (usize::MAX, true),
+    };
     let mut words = [0u64; 64];
     for (b, bytes) in out.chunks_mut(512).enumerate() {
+        // `4096 b < 8 * out.len()`, a column index: no overflow (see above).
         K::keep_words(&plan, b * 4096, &mut words, end);
         // A word's bytes at a time: a byte-by-byte copy took a fifth of the export's time.
         for (d, w) in bytes.chunks_mut(8).zip(words) {
@@ -1245,6 +1255,16 @@ fn mask_bits_on<K: sealed::Passes>(dropout: &Dropout, key: DropoutKey, row: u64,
                 d.copy_from_slice(w);
             }
         }
+    }
+    if last_left_out && let Some(last) = out.last_mut() {
+        // Column `usize::MAX`, bit 7 of the last byte; it fits `u32` (see above).
+        let kept = keep(
+            dropout,
+            key,
+            row,
+            u32::try_from(usize::MAX).unwrap_or(u32::MAX),
+        );
+        *last = (*last & 0x7F) | u8::from(kept) << 7;
     }
 }
 
