@@ -1371,11 +1371,15 @@ pub(crate) fn apply_kept<const N: usize, V: F32s<N>, const S: usize>(
             mask.fill::<V::U, true>(plan, g, plan.col0 + hi);
         }
         prepared = false;
-        let block_end = (g * GROUP + BlockMask::<N, S>::BLOCK - col).min(seg.len());
+        // Where `col + at` lies in the block from group `g`: under one group, so under a block.
+        // (`g * GROUP + BLOCK` can pass `usize::MAX` in a chunk at the top of a 32-bit column
+        // space; these terms stay within the row.)
+        let off = col + at - g * GROUP;
+        let block_end = (at + (BlockMask::<N, S>::BLOCK - off)).min(seg.len());
         let Some(block) = seg.get_mut(at..block_end) else {
             return;
         };
-        let slot0 = (col + at - g * GROUP) / 64;
+        let slot0 = off / 64;
         let mut slots = mask.bits.iter().skip(slot0);
         // Whole spans as arrays, so that their chunks and shifts unroll to constants (a slice
         // per span left a loop of unknown length, with its bookkeeping, for every 64 columns).
