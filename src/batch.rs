@@ -325,7 +325,8 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
             .forward_rows(0, s.k_len, &[], &mut [], None)
     }
 
-    /// The elements of row `r` (within `min_len` for a validated `r < rows`).
+    /// The elements of row `r` (within `min_len` for a validated `r < rows`: then
+    /// `r * row_stride + k_len <= min_len`, which `validate` found to fit `usize`).
     fn range(&self, r: usize) -> core::ops::Range<usize> {
         let start = r * self.shape.row_stride;
         start..start + self.shape.k_len
@@ -446,7 +447,9 @@ mod par {
             let min_len = s.min_len().ok_or(UNREACHABLE)?;
             let y = y.get_mut(..min_len).ok_or(UNREACHABLE)?;
             let q_len = s.q_len;
-            let bh_rows = s.heads * q_len;
+            // At most `rows` when `batch > 0`; unused when `batch = 0` (no rows, no chunks),
+            // where `heads * q_len` alone may overflow.
+            let bh_rows = s.heads.saturating_mul(q_len);
             let row = |r: usize, yr: &mut [f32]| {
                 let (b, i) = (r / bh_rows, r % q_len);
                 let yr = yr.get_mut(..s.k_len).ok_or(UNREACHABLE)?;
@@ -496,7 +499,8 @@ mod par {
             let min_len = s.min_len().ok_or(UNREACHABLE)?;
             let dx = dx.get_mut(..min_len).ok_or(UNREACHABLE)?;
             let q_len = s.q_len;
-            let bh_rows = s.heads * q_len;
+            // As in `par_forward`: unused when `heads * q_len` alone overflows.
+            let bh_rows = s.heads.saturating_mul(q_len);
             let chunks = dx
                 .par_chunks_mut(s.row_stride)
                 .with_min_len(min_rows(s.k_len));
