@@ -355,7 +355,8 @@ int dropmax_backward_recompute(float scale,
  * Exactly the keep decisions of the training forward and backward. `dropout == NULL` (no
  * dropout) keeps everything: all bits 1.
  *
- * Returns `DROPMAX_OK` or an error code; on error nothing is written.
+ * Returns `DROPMAX_OK` or an error code; on error nothing is written. `out_len` over 2^29
+ * (more than 2^32 columns) is `DROPMAX_ERR_ROW_TOO_LONG`, whatever the pointers.
  *
  * # Safety
  * Every pointer follows the header's buffer contract.
@@ -371,7 +372,8 @@ int dropmax_mask_bits(const struct DropmaxDropout *dropout,
  * (dropout after `attention @ V`, or an unfused pipeline). `dropout == NULL` leaves the values
  * unchanged.
  *
- * Returns `DROPMAX_OK` or an error code; on error nothing is written.
+ * Returns `DROPMAX_OK` or an error code; on error nothing is written. `len` over 2^32 is
+ * `DROPMAX_ERR_ROW_TOO_LONG`, whatever the pointers.
  *
  * # Safety
  * Every pointer follows the header's buffer contract.

@@ -880,13 +880,26 @@ unsafe fn backward(
     })())
 }
 
+/// The most columns of a training row, or of an exported mask: the mask layout indexes
+/// columns with 32 bits.
+const MAX_ROW: u64 = 1 << 32;
+
+/// The longest exported mask, in bytes: [`MAX_ROW`] columns, 8 a byte.
+const MAX_MASK_BYTES: u64 = MAX_ROW / 8;
+
+/// Whether a caller's count exceeds `max` (compared in `u64`, where no `usize` count wraps).
+fn exceeds(count: usize, max: u64) -> bool {
+    u64::try_from(count).ok().is_none_or(|n| n > max)
+}
+
 /// Exports the dropout mask of row id `row` (global row id `offset + row`): bit `j % 8` of
 /// `out[j / 8]` (least significant first) is 1 when column `j` is kept, for the
 /// `8 * out_len` columns `0 .. 8 * out_len` (numpy's `unpackbits(..., bitorder="little")`).
 /// Exactly the keep decisions of the training forward and backward. `dropout == NULL` (no
 /// dropout) keeps everything: all bits 1.
 ///
-/// Returns `DROPMAX_OK` or an error code; on error nothing is written.
+/// Returns `DROPMAX_OK` or an error code; on error nothing is written. `out_len` over 2^29
+/// (more than 2^32 columns) is `DROPMAX_ERR_ROW_TOO_LONG`, whatever the pointers.
 ///
 /// # Safety
 /// Every pointer follows the header's buffer contract.
@@ -898,6 +911,11 @@ pub unsafe extern "C" fn dropmax_mask_bits(
     out_len: usize,
 ) -> c_int {
     code((|| {
+        // 8 columns a byte, at most 2^32 columns. Checked first: a longer count is refused
+        // before it reaches a slice (or `8 * out_len`), even where it fits the address space.
+        if exceeds(out_len, MAX_MASK_BYTES) {
+            return Err(DROPMAX_ERR_ROW_TOO_LONG);
+        }
         let d = optional_region(dropout)?;
         let o = Region::new(out.cast_const(), out_len)?;
         disjoint(&[o], &[d])?;
@@ -916,7 +934,8 @@ pub unsafe extern "C" fn dropmax_mask_bits(
 /// (dropout after `attention @ V`, or an unfused pipeline). `dropout == NULL` leaves the values
 /// unchanged.
 ///
-/// Returns `DROPMAX_OK` or an error code; on error nothing is written.
+/// Returns `DROPMAX_OK` or an error code; on error nothing is written. `len` over 2^32 is
+/// `DROPMAX_ERR_ROW_TOO_LONG`, whatever the pointers.
 ///
 /// # Safety
 /// Every pointer follows the header's buffer contract.
@@ -928,6 +947,10 @@ pub unsafe extern "C" fn dropmax_dropout_apply(
     len: usize,
 ) -> c_int {
     code((|| {
+        // As in `dropmax_mask_bits`: refused before it reaches a slice.
+        if exceeds(len, MAX_ROW) {
+            return Err(DROPMAX_ERR_ROW_TOO_LONG);
+        }
         let d = optional_region(dropout)?;
         let v = Region::new(values.cast_const(), len)?;
         disjoint(&[v], &[d])?;
@@ -1122,6 +1145,47 @@ mod tests {
             assert_eq!(bits[j / 8] >> (j % 8) & 1, *k);
             assert_eq!(v, if *k == 1 { 4.0 / 3.0 } else { 0.0 });
         }
+    }
+
+    /// Counts past the row limit are refused with `DROPMAX_ERR_ROW_TOO_LONG` before any slice is
+    /// formed, whatever the pointer (here a real 16-element buffer, which must stay untouched):
+    /// `8 * out_len` would overflow for `out_len = 2^62`, and a slice of that length would claim
+    /// memory the caller does not hold.
+    #[test]
+    fn huge_counts_are_refused_before_any_slice() {
+        #[cfg(target_pointer_width = "64")]
+        const HUGE: [usize; 4] = [1 << 62, (1 << 32) + 1, usize::MAX / 2, usize::MAX];
+        #[cfg(not(target_pointer_width = "64"))]
+        const HUGE: [usize; 2] = [usize::MAX / 2, usize::MAX];
+        let d = DropmaxDropout {
+            p: 0.25,
+            seed: 3,
+            offset: 1,
+        };
+        let mut bits = [0xA5u8; 16];
+        let mut v = [1.5f32; 16];
+        for dropout in [&d as *const DropmaxDropout, core::ptr::null()] {
+            // One past the longest mask, 2^29 bytes, then the rest.
+            for len in [(1 << 29) + 1].into_iter().chain(HUGE) {
+                // SAFETY: `dropmax_mask_bits` refuses `len` before it touches either pointer;
+                // `d` and `bits` are live locals.
+                let code = unsafe { dropmax_mask_bits(dropout, 7, bits.as_mut_ptr(), len) };
+                assert_eq!(
+                    code, DROPMAX_ERR_ROW_TOO_LONG,
+                    "mask_bits, out_len {len:#x}"
+                );
+            }
+            for len in HUGE.into_iter().filter(|&n| n as u64 > 1 << 32) {
+                // SAFETY: as above, for `dropmax_dropout_apply` and `v`.
+                let code = unsafe { dropmax_dropout_apply(dropout, 7, v.as_mut_ptr(), len) };
+                assert_eq!(
+                    code, DROPMAX_ERR_ROW_TOO_LONG,
+                    "dropout_apply, len {len:#x}"
+                );
+            }
+        }
+        assert_eq!(bits, [0xA5; 16]);
+        assert_eq!(v, [1.5; 16]);
     }
 
     #[test]
