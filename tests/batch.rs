@@ -687,8 +687,18 @@ fn errors_write_nothing() {
             rows,
             mm(usize::MAX, len),
         ),
+        // `batch * heads` overflows (2^40 * 2^30 where `usize` has 64 bits, 2^20 * 2^15 where
+        // it has 32) though each fits.
         (
-            AttentionBatch::new(op, AttentionShape::new(1 << 40, 1 << 30, 1, 1)),
+            AttentionBatch::new(
+                op,
+                AttentionShape::new(
+                    1 << (usize::BITS * 5 / 8),
+                    1 << (usize::BITS * 15 / 32),
+                    1,
+                    1,
+                ),
+            ),
             len,
             len,
             rows,

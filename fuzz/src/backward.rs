@@ -1059,7 +1059,11 @@ fn check_split(ops: &Ops<'_>, input: &BackwardInput, s: &SplitIn) {
     let train = ctx.train.is_some();
     let base = match s.origin {
         Origin::Zero => 0,
-        Origin::Near32(v) => (1usize << 32) - 64 * usize::from(v % 8),
+        // Where `usize` has 32 bits, 2^32 itself is past `usize::MAX`: the last column that
+        // starts a chunk (a multiple of 64) stands in for it.
+        Origin::Near32(v) => {
+            usize::try_from((1u64 << 32) - 64 * u64::from(v % 8)).unwrap_or(usize::MAX - 63)
+        }
         Origin::Top(v) => (usize::MAX - 63) - 64 * usize::from(v % 8),
     };
     let mut chunks = Vec::new();
