@@ -66,6 +66,7 @@ fn check_row<K: RowKernel>(
     let (want, m) = oracle(&z, train.then_some((&dropout, key, row)));
     assert_eq!(st.max as f64, m);
     let rescale = if train { dropout.rescale() as f64 } else { 1.0 };
+    let sum = exact_sum(&z);
     for j in 0..n {
         if z[j] == f32::NEG_INFINITY {
             assert_eq!(
@@ -76,7 +77,7 @@ fn check_row<K: RowKernel>(
             );
             continue;
         }
-        let b = bound(want[j], z[j], m, rescale / st.sum as f64, rel);
+        let b = bound(want[j], z[j], m, rescale, sum, rel);
         let err = (y[j] as f64 - want[j]).abs();
         assert!(
             err <= b,

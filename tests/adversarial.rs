@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{bits, bound, oracle, rng, row, uniform};
+use common::{bits, bound, exact_sum, oracle, rng, row, uniform};
 use dropmax::{
     Dropout, DropoutKey, Mask, RowKernel, RowStats, Scalar, SoftmaxDropout, keep, mask_uniform,
 };
@@ -148,11 +148,12 @@ impl Expected {
             Expected::Ordinary(want, om, rescale, z) => {
                 assert_eq!(y.len(), z.len(), "{ctx}");
                 assert_eq!(f64::from(st.max), *om, "{ctx}: max");
+                let sum = exact_sum(z);
                 for (j, (&g, &w)) in y.iter().zip(want).enumerate() {
                     if w == 0.0 {
                         assert_eq!(g.to_bits(), 0, "{ctx}: col {j} is masked or dropped: {g}");
                     } else {
-                        let tol = bound(w, z[j], *om, *rescale, 1e-6);
+                        let tol = bound(w, z[j], *om, *rescale, sum, 1e-6);
                         assert!(
                             (f64::from(g) - w).abs() <= tol,
                             "{ctx}: col {j}: {g} vs {w} (tol {tol})"

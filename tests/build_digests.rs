@@ -508,13 +508,14 @@ fn ordinary_values_agree_within_the_bound() {
                         let (want, m) =
                             common::oracle(&z, dropout.as_ref().map(|dr| (dr, key, row)));
                         assert_eq!(f64::from(stats[i].max), m);
+                        let sum = common::exact_sum(&z);
                         for (j, (&g, &w)) in yr.iter().zip(&want).enumerate() {
                             if w == 0.0 {
                                 // Masked or dropped (no probability underflows here).
                                 assert_eq!(g.to_bits(), 0, "{}: n={n} row {i} col {j}", K::NAME);
                                 continue;
                             }
-                            let tol = common::bound(w, z[j], m, rescale, 1e-6);
+                            let tol = common::bound(w, z[j], m, rescale, sum, 1e-6);
                             assert!(
                                 (f64::from(g) - w).abs() <= tol,
                                 "{}: n={n} key={key_name} mask={mask_name} p={p:?} \

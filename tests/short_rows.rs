@@ -163,10 +163,11 @@ fn follow_the_oracle(rows: usize, cols: usize) {
                 .collect();
             let (want, m) = oracle(&z, d.as_ref().map(|d| (d, key, row_id)));
             let rescale = d.map_or(1.0, |d| 1.0 / d.keep_probability());
+            let sum = exact_sum(&z);
             for j in 0..cols {
                 let got = f64::from(y[i * cols + j]);
                 assert_eq!(got == 0.0, want[j] == 0.0, "{name}: keep, row {i} col {j}");
-                let b = bound(want[j], z[j], m, rescale, 1e-6);
+                let b = bound(want[j], z[j], m, rescale, sum, 1e-6);
                 assert!(
                     (got - want[j]).abs() <= b,
                     "{name}: row {i} col {j}: {got} vs {}",

@@ -47,10 +47,21 @@ pub fn oracle(z: &[f32], train: Option<(&Dropout, DropoutKey, u64)>) -> (Vec<f64
     (out, m)
 }
 
-/// The documented bound for one element: `(1e-6 + 2^-24 |z - m|) * y* + 2^-126 * rescale / S`.
-pub fn bound(y_star: f64, z: f32, m: f64, rescale: f64, rel: f64) -> f64 {
+/// `S = sum_j exp(z_j - m)` of already-computed f32 scores (`-inf` = excluded), in f64 as the
+/// [`oracle`] takes it: the `S` of the documented bound. 0 when every score is `-inf`.
+pub fn exact_sum(z: &[f32]) -> f64 {
+    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if m == f64::NEG_INFINITY {
+        return 0.0;
+    }
+    z.iter().map(|&v| ((v as f64) - m).exp()).sum()
+}
+
+/// The documented bound for one element (the crate docs' "Accuracy", with `rel` for its 1e-6):
+/// `(rel + 2^-24 |z - m|) * y* + 2^-126 * rescale / S`, `S` the row's [`exact_sum`].
+pub fn bound(y_star: f64, z: f32, m: f64, rescale: f64, s: f64, rel: f64) -> f64 {
     let d = (z as f64 - m).abs();
-    (rel + d * f64::from(2f32.powi(-24))) * y_star + f64::from(f32::MIN_POSITIVE) * rescale
+    (rel + d * f64::from(2f32.powi(-24))) * y_star + f64::from(f32::MIN_POSITIVE) * rescale / s
 }
 
 /// The bits of each value: for comparisons that must hold bit for bit.
