@@ -149,6 +149,21 @@ fn wide16_within_bound() {
     accuracy::<dropmax::Wide16>();
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_within_bound() {
+    if common::runnable::<dropmax::Avx2>() {
+        accuracy::<dropmax::Avx2>();
+    }
+}
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_within_bound() {
+    if common::runnable::<dropmax::Avx512>() {
+        accuracy::<dropmax::Avx512>();
+    }
+}
+
 /// Eval rows sum to 1 within the bound summed over the row.
 #[test]
 fn eval_rows_sum_to_one() {

@@ -261,6 +261,14 @@ fn wide_backward_matches_scalar() {
     variants_agree::<dropmax::Wide4>();
     variants_agree::<dropmax::Wide8>();
     variants_agree::<dropmax::Wide16>();
+    #[cfg(target_arch = "x86_64")]
+    if common::runnable::<dropmax::Avx2>() {
+        variants_agree::<dropmax::Avx2>();
+    }
+    #[cfg(target_arch = "x86_64")]
+    if common::runnable::<dropmax::Avx512>() {
+        variants_agree::<dropmax::Avx512>();
+    }
 }
 
 #[test]

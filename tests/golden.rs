@@ -13,6 +13,8 @@
 //!
 //! The file is embedded with `include_str!`, so the tests read nothing at run time.
 
+mod common;
+
 use dropmax::{
     Dropout, DropoutKey, Scalar, SoftmaxDropout, Wide4, Wide8, Wide16, keep, mask_uniform,
     philox::philox4x32_10,
@@ -259,6 +261,14 @@ fn fused_kernels_zero_exactly_the_dropped_columns() {
             check_fused::<Wide4>(c, n);
             check_fused::<Wide8>(c, n);
             check_fused::<Wide16>(c, n);
+            #[cfg(target_arch = "x86_64")]
+            if common::runnable::<dropmax::Avx2>() {
+                check_fused::<dropmax::Avx2>(c, n);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if common::runnable::<dropmax::Avx512>() {
+                check_fused::<dropmax::Avx512>(c, n);
+            }
         }
         // The default kernel.
         let d = c.dropout();
@@ -304,4 +314,12 @@ fn apply_matches_reference_up_to_column_65536() {
     check_long_row::<Wide4>(&g);
     check_long_row::<Wide8>(&g);
     check_long_row::<Wide16>(&g);
+    #[cfg(target_arch = "x86_64")]
+    if common::runnable::<dropmax::Avx2>() {
+        check_long_row::<dropmax::Avx2>(&g);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if common::runnable::<dropmax::Avx512>() {
+        check_long_row::<dropmax::Avx512>(&g);
+    }
 }

@@ -585,6 +585,21 @@ fn wide16_allocates_nothing() {
     no_alloc_for::<dropmax::Wide16>();
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_allocates_nothing() {
+    if common::runnable::<dropmax::Avx2>() {
+        no_alloc_for::<dropmax::Avx2>();
+    }
+}
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_allocates_nothing() {
+    if common::runnable::<dropmax::Avx512>() {
+        no_alloc_for::<dropmax::Avx512>();
+    }
+}
+
 #[test]
 fn best_default_allocates_nothing() {
     // The default kernel through the default-typed API (no `with_kernel`).

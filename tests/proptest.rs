@@ -124,6 +124,14 @@ proptest! {
         agree::<Wide4>(&c, &want, st)?;
         agree::<Wide8>(&c, &want, st)?;
         agree::<Wide16>(&c, &want, st)?;
+        #[cfg(target_arch = "x86_64")]
+        if common::runnable::<dropmax::Avx2>() {
+            agree::<dropmax::Avx2>(&c, &want, st)?;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if common::runnable::<dropmax::Avx512>() {
+            agree::<dropmax::Avx512>(&c, &want, st)?;
+        }
 
         let rescale = if c.train { Dropout::new(c.p).unwrap().rescale() } else { 1.0 };
         for (j, &y) in want.iter().enumerate() {

@@ -121,3 +121,18 @@ fn wide8_matches_scalar() {
 fn wide16_matches_scalar() {
     all_lengths::<dropmax::Wide16>();
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_matches_scalar() {
+    if common::runnable::<dropmax::Avx2>() {
+        all_lengths::<dropmax::Avx2>();
+    }
+}
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_matches_scalar() {
+    if common::runnable::<dropmax::Avx512>() {
+        all_lengths::<dropmax::Avx512>();
+    }
+}

@@ -5,7 +5,7 @@
 //! run on `wide`'s vectors, whose instructions the build's target features fix at compile time.
 //! On x86-64 two more are compiled into every build and chosen at run time: [`Avx2`](crate::Avx2)
 //! (AVX2 and FMA) and [`Avx512`](crate::Avx512) (AVX-512 F, BW, DQ and VL). [`Best`](crate::Best)
-//! asks [`isa`] once per call which one to run. Code that depends on an instruction set lives
+//! runs the table [`isa`] names, through [`run_best`], the one dispatch point. Code that depends on an instruction set lives
 //! under this folder; the kernels above it are written once over the vector traits of
 //! `lanes`.
 
@@ -56,15 +56,18 @@ impl Isa {
     }
 }
 
-/// The table [`Best`](crate::Best) runs on this machine: the most capable available one.
+/// The table [`Best`](crate::Best) runs on this machine: [`Isa::Avx2`] where available, else
+/// [`Isa::Portable`].
 ///
 /// Detected once (CPUID and XGETBV on x86-64) and cached; a build whose target features already
-/// guarantee a table (e.g. `-C target-cpu=native` on an AVX-512 machine) selects it without
-/// asking the CPU.
+/// guarantee a table (e.g. `-C target-cpu=native`) selects it without asking the CPU.
+///
+/// [`Isa::Avx512`] is not selected yet, even where available: the AVX-512 table is built into
+/// every x86-64 build and runs through the whole test suite on any CPU that has AVX-512
+/// ([`Avx512`](crate::Avx512), forced with `with_kernel`), but it has not yet passed that suite
+/// on such a CPU, and the default path runs only tables that have.
 pub fn isa() -> Isa {
-    if Isa::Avx512.is_available() {
-        Isa::Avx512
-    } else if Isa::Avx2.is_available() {
+    if Isa::Avx2.is_available() {
         Isa::Avx2
     } else {
         Isa::Portable
@@ -75,14 +78,9 @@ pub fn isa() -> Isa {
 #[inline(always)]
 pub(crate) fn run_best<J: crate::kernel::sealed::Job>(job: J) -> J::Out {
     #[cfg(target_arch = "x86_64")]
-    {
+    if x86_64::has_avx2() {
         use crate::kernel::sealed::Dispatch;
-        if x86_64::has_avx512() {
-            return x86_64::avx512::Avx512::dispatch(job);
-        }
-        if x86_64::has_avx2() {
-            return x86_64::avx2::Avx2::dispatch(job);
-        }
+        return x86_64::avx2::Avx2::dispatch(job);
     }
     job.run::<crate::Wide16>()
 }

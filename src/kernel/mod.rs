@@ -338,9 +338,9 @@ pub struct Wide8;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Wide16;
 
-/// The default variant: the fastest table this CPU runs, chosen at run time ([`isa`](crate::isa)):
-/// [`Avx512`](crate::Avx512), else [`Avx2`](crate::Avx2), else [`Wide16`]. No build flags are
-/// needed for it: every x86-64 build carries the AVX2 and AVX-512 tables.
+/// The default variant: the table [`isa`](crate::isa) names, chosen at run time:
+/// [`Avx2`](crate::Avx2) on x86-64 CPUs with AVX2 and FMA, else [`Wide16`]. No build flags are
+/// needed: every x86-64 build carries the x86-64 tables and picks one when first called.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Best;
 

@@ -320,13 +320,10 @@ pub(crate) fn exp_sum<const N: usize, V: F32s<N>, const SCALED: bool>(
     let mut k = 0;
     let r = seg.len() % N;
     // The overlapping last chunk (see `score_loop`), its already-counted lanes left out of the sum.
-    let last_z = if SCALED {
-        match x.last_chunk::<N>() {
-            Some(x) => Some(plain_score::<N, V>(vs, x)),
-            None => None,
-        }
-    } else {
-        seg.last_chunk::<N>().map(V::load)
+    let last_z = match (SCALED, x.last_chunk::<N>(), seg.last_chunk::<N>()) {
+        (true, Some(x), _) => Some(plain_score::<N, V>(vs, x)),
+        (false, _, Some(z)) => Some(V::load(z)),
+        _ => None,
     };
     let last = match last_z {
         Some(z) if r != 0 => Some(exp_rr2_p5::<N, V>(z - vm)),

@@ -18,7 +18,7 @@ use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
 ///
 /// On a CPU without those features every call through it returns
 /// [`Error::UnsupportedKernel`](crate::Error::UnsupportedKernel); [`Best`](crate::Best) picks
-/// it where AVX-512 is missing.
+/// it wherever it can run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Avx2;
 

@@ -14,8 +14,8 @@ use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
 /// The kernel of the AVX-512 table: AVX-512 F/BW/DQ/VL, 16 lanes, chosen at run time.
 ///
 /// On a CPU without those features every call through it returns
-/// [`Error::UnsupportedKernel`](crate::Error::UnsupportedKernel); [`Best`](crate::Best) picks
-/// it wherever it can run.
+/// [`Error::UnsupportedKernel`](crate::Error::UnsupportedKernel). [`Best`](crate::Best) does not
+/// pick it yet (see [`isa`](crate::isa)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Avx512;
 

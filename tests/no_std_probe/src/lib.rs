@@ -193,7 +193,8 @@ fn run_rows<K: RowKernel>(
 }
 
 /// The fused operation: `mode` 0 = `eval`, 1 = `train`, 2 = `new(Mode::Train)`,
-/// other = `new(Mode::Eval)`; `kernel` 0 = default ([`Best`]), 1..=5 = `with_kernel` Scalar, Wide4, Wide8, Wide16, Best;
+/// other = `new(Mode::Eval)`; `kernel` 0 = default ([`Best`]), 1..=7 = `with_kernel` Scalar, Wide4, Wide8, Wide16, Avx2,
+/// Avx512 (x86-64), Best;
 /// `mask_kind` as in [`mask`]; a null `bias` means no bias; a null `stats` means none.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dropmax_probe_softmax(
@@ -261,6 +262,26 @@ pub unsafe extern "C" fn dropmax_probe_softmax(
         2 => run_rows(op.with_kernel::<Wide4>(), row, cols, x, y, stats, &mut d),
         3 => run_rows(op.with_kernel::<Wide8>(), row, cols, x, y, stats, &mut d),
         4 => run_rows(op.with_kernel::<Wide16>(), row, cols, x, y, stats, &mut d),
+        #[cfg(target_arch = "x86_64")]
+        5 => run_rows(
+            op.with_kernel::<dropmax::Avx2>(),
+            row,
+            cols,
+            x,
+            y,
+            stats,
+            &mut d,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        6 => run_rows(
+            op.with_kernel::<dropmax::Avx512>(),
+            row,
+            cols,
+            x,
+            y,
+            stats,
+            &mut d,
+        ),
         _ => run_rows(op.with_kernel::<Best>(), row, cols, x, y, stats, &mut d),
     }
     d.0
@@ -307,6 +328,10 @@ pub unsafe extern "C" fn dropmax_probe_dropout(
         2 => dr.apply_with::<Wide4>(key, row, values),
         3 => dr.apply_with::<Wide8>(key, row, values),
         4 => dr.apply_with::<Wide16>(key, row, values),
+        #[cfg(target_arch = "x86_64")]
+        5 => dr.apply_with::<dropmax::Avx2>(key, row, values),
+        #[cfg(target_arch = "x86_64")]
+        6 => dr.apply_with::<dropmax::Avx512>(key, row, values),
         _ => dr.apply_with::<Best>(key, row, values),
     };
     d.result(r);
