@@ -31,17 +31,18 @@
 //!   the threshold test alone, no `f32` traffic;
 //! - `copy`: `y.copy_from_slice(&x)`, the memory floor.
 //!
-//! A last group, `variants_256x1024_train_full`, runs `train_full` on `256x1024` with each SIMD
-//! variant (`Wide4`, `Wide8`, `Wide16`; `Best` is `Wide16`; `Scalar` is too slow to be useful).
+//! The group `variants_256x1024_train_full` runs `train_full` on `256x1024` with each kernel
+//! variant the CPU runs: the portable `Wide4`, `Wide8`, `Wide16`, the x86-64 tables `avx2` and
+//! `avx512`, and `best` (the run-time choice; `Scalar` is too slow to be useful).
 //!
-//! The `wide` vectors pick their instructions at compile time, so figures mean nothing without
-//! the build flags: always quote them with their `RUSTFLAGS`, e.g.
+//! The group `batch_2x4x32x1024` compares `AttentionBatch` (batch 2, 4 heads, 32 queries, 1024
+//! keys, causal with 992 past keys, training) with `forward_rows` / `backward_rows` over the same
+//! 256 rows: `batch_forward` against `rows_forward`, `batch_backward` against `rows_backward`
+//! (the saved-`P` backward).
 //!
-//! ```text
-//! RUSTFLAGS="-C target-cpu=native" cargo bench --bench fused
-//! ```
-//!
-//! and take ratios only between functions of the same run.
+//! The portable table's instructions depend on the build's target features, and the run-time
+//! choice on the CPU: always quote figures with their `RUSTFLAGS` and `dropmax::isa()`, and take
+//! ratios only between functions of the same run.
 
 use std::hint::black_box;
 use std::ops::Range;
@@ -50,7 +51,8 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use dropmax::{
-    Dropout, DropoutKey, Mask, RowKernel, RowStats, SoftmaxDropout, Wide4, Wide8, Wide16,
+    AttentionBatch, AttentionShape, Best, Dropout, DropoutKey, Mask, MatrixProbabilities,
+    RowKernel, RowStats, SoftmaxDropout, Wide4, Wide8, Wide16,
 };
 
 #[path = "workload/mod.rs"]
@@ -246,6 +248,9 @@ fn by_row_length(c: &mut Criterion) {
 }
 
 fn variant<K: RowKernel>(g: &mut BenchmarkGroup<'_, WallTime>, b: &mut Bufs) {
+    if !K::is_supported() {
+        return;
+    }
     let op = train_op().with_kernel::<K>();
     g.bench_function(K::NAME, |bch| bch.iter(|| fused_full(&op, b)));
 }
@@ -257,8 +262,94 @@ fn variants(c: &mut Criterion) {
     variant::<Wide4>(&mut g, &mut b);
     variant::<Wide8>(&mut g, &mut b);
     variant::<Wide16>(&mut g, &mut b);
+    #[cfg(target_arch = "x86_64")]
+    variant::<dropmax::Avx2>(&mut g, &mut b);
+    #[cfg(target_arch = "x86_64")]
+    variant::<dropmax::Avx512>(&mut g, &mut b);
+    variant::<Best>(&mut g, &mut b);
     g.finish();
 }
 
-criterion_group!(benches, by_row_length, variants);
+/// `AttentionBatch` against the matrix calls over the same rows (see the module docs).
+fn batch(c: &mut Criterion) {
+    let shape = AttentionShape::new(2, 4, 32, 1024);
+    let past = shape.k_len - shape.q_len;
+    let rows = shape.batch * shape.heads * shape.q_len;
+    let mut b = Bufs::new(rows, shape.k_len);
+    let op = train_op();
+    let batch = AttentionBatch::new(op, shape).causal(past);
+    let dy = logits(rows * shape.k_len, 11);
+    let mut dx = vec![0.0f32; rows * shape.k_len];
+    // The same rows as the batch: block `(b, h)` of `q_len` rows, query positions from `past`.
+    let rows_forward = |b: &mut Bufs| {
+        for (blk, (x, y)) in
+            b.x.chunks(shape.q_len * shape.k_len)
+                .zip(b.y.chunks_mut(shape.q_len * shape.k_len))
+                .enumerate()
+        {
+            let first = (blk * shape.q_len) as u64;
+            op.with_mask(Mask::causal(past))
+                .forward_rows(first, shape.k_len, black_box(x), black_box(y), None)
+                .expect("valid shapes");
+        }
+    };
+    let mut check = b.y.clone();
+    rows_forward(&mut b);
+    batch
+        .forward(0, &b.x, &mut check, None)
+        .expect("valid shapes");
+    assert!(
+        check
+            .iter()
+            .zip(&b.y)
+            .all(|(a, c)| a.to_bits() == c.to_bits()),
+        "AttentionBatch and forward_rows differ"
+    );
+    let p = b.y.clone();
+    let mut g = c.benchmark_group("batch_2x4x32x1024");
+    configure(&mut g, &b);
+    g.bench_function("rows_forward", |bch| bch.iter(|| rows_forward(&mut b)));
+    g.bench_function("batch_forward", |bch| {
+        bch.iter(|| {
+            batch
+                .forward(0, black_box(&b.x), black_box(&mut b.y), None)
+                .expect("valid shapes")
+        })
+    });
+    g.bench_function("rows_backward", |bch| {
+        bch.iter(|| {
+            for (blk, ((p, dy), dx)) in p
+                .chunks(shape.q_len * shape.k_len)
+                .zip(dy.chunks(shape.q_len * shape.k_len))
+                .zip(dx.chunks_mut(shape.q_len * shape.k_len))
+                .enumerate()
+            {
+                op.with_mask(Mask::causal(past))
+                    .backward_rows(
+                        (blk * shape.q_len) as u64,
+                        shape.k_len,
+                        MatrixProbabilities::Saved(black_box(p)),
+                        black_box(dy),
+                        black_box(dx),
+                    )
+                    .expect("valid shapes");
+            }
+        })
+    });
+    g.bench_function("batch_backward", |bch| {
+        bch.iter(|| {
+            batch
+                .backward(
+                    0,
+                    MatrixProbabilities::Saved(black_box(&p)),
+                    black_box(&dy),
+                    black_box(&mut dx),
+                )
+                .expect("valid shapes")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, by_row_length, variants, batch);
 criterion_main!(benches);

@@ -223,6 +223,10 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
         stats: Option<&mut [RowStats]>,
     ) -> Result<(), Error> {
         self.validate(&[x.len(), y.len()], stats.as_deref().map(<[_]>::len))?;
+        // (Rows of no column go row by row: a matrix of them has no row count.)
+        if self.shape.row_stride == self.shape.k_len && self.shape.k_len > 0 {
+            return self.forward_blocks(first_row, x, y, stats);
+        }
         let mut stats = stats.map(|s| s.iter_mut());
         let mut r = 0;
         for b in 0..self.shape.batch {
@@ -344,6 +348,42 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
             Some(&len) => m.with_key_len(len),
             None => m,
         }
+    }
+
+    /// [`forward`](Self::forward) (validated) of unpadded rows: each `(b, h)` block of `q_len`
+    /// contiguous rows is one matrix call, software-pipelined like
+    /// [`SoftmaxDropout::forward_rows`], with the block's first row's mask (row `i` of the block
+    /// then has query position `past_len + i`, as [`mask`](Self::mask) gives it) and the same
+    /// results bit for bit as the row-by-row loop.
+    fn forward_blocks(
+        &self,
+        first_row: u64,
+        x: &[f32],
+        y: &mut [f32],
+        mut stats: Option<&mut [RowStats]>,
+    ) -> Result<(), Error> {
+        let (q, k) = (self.shape.q_len, self.shape.k_len);
+        let mut r = 0;
+        for b in 0..self.shape.batch {
+            for _ in 0..self.shape.heads {
+                let at = r * k..(r + q) * k;
+                let xb = x.get(at.clone()).ok_or(UNREACHABLE)?;
+                let yb = y.get_mut(at).ok_or(UNREACHABLE)?;
+                let sb = match stats.as_deref_mut() {
+                    Some(s) => Some(s.get_mut(r..r + q).ok_or(UNREACHABLE)?),
+                    None => None,
+                };
+                self.op.with_mask(self.mask(b, 0)).forward_rows(
+                    first_row.wrapping_add(r as u64),
+                    k,
+                    xb,
+                    yb,
+                    sb,
+                )?;
+                r += q;
+            }
+        }
+        Ok(())
     }
 
     /// Forward of row `r` (batch entry `b`, query `i`) into `yr`.

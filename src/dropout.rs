@@ -24,10 +24,6 @@
 //! registers of 16 lanes). The tie-break word `T` is needed only when `B == D >> 24`
 //! (probability 1/256 per element) and never when `D` is a multiple of 2^24.
 //!
-//! (Until 2026-11-28, unreleased, the crate spread a group of 256 columns over one byte plane of 16
-//! blocks, `block = 16 (j / 256) + (j % 64) / 4`, `word = (j / 64) % 4`: a row of 64 columns cost
-//! 16 blocks and used a quarter of their bytes. Masks derived under that layout differ.)
-//!
 //! `keep` is therefore a pure function of `(seed, offset, r, j)` and `p`: it does not depend on
 //! the row's length, on which columns are masked, on how rows are split across calls or threads,
 //! on the SIMD width, or on the machine. [`mask_uniform`] and [`keep`] are that definition in code;

@@ -4,6 +4,22 @@
 //! caller-provided slices: scale the scores, mask them, softmax each row, and apply dropout with
 //! its `1/(1-p)` rescale.
 //!
+//! ## Which call you need
+//!
+//! - Inference: [`SoftmaxDropout::eval`], then [`forward_rows`](SoftmaxDropout::forward_rows)
+//!   over a row-major matrix (or [`forward`](SoftmaxDropout::forward) for one row).
+//! - Training: [`SoftmaxDropout::train`] with a [`Dropout`] and a [`DropoutKey`], the same
+//!   calls, then [`backward_rows`](SoftmaxDropout::backward_rows), which regenerates the mask
+//!   from the key instead of storing it.
+//! - A `[batch, heads, q_len, k_len]` tensor: [`AttentionBatch`]. Masks ([`Mask`]: causal,
+//!   sliding window, padding, per-column) and an additive bias are options of the operation.
+//! - Rows too long for one call or one thread: [`chunk_stats`](SoftmaxDropout::chunk_stats),
+//!   [`RowStats::merge`], [`forward_chunk`](SoftmaxDropout::forward_chunk).
+//! - Dropout alone, or the mask as bits: [`Dropout::apply`], [`Dropout::mask_bits`].
+//!
+//! No build flags are needed for speed: on x86-64 the kernels pick their instruction set when
+//! first called ([`isa`]).
+//!
 //! ```
 //! use dropmax::{Dropout, DropoutKey, Mask, SoftmaxDropout};
 //!
@@ -17,9 +33,10 @@
 //! # Ok::<(), dropmax::Error>(())
 //! ```
 //!
-//! `#![no_std]`, no allocation; errors are values and no public function panics. One `unsafe`
-//! block, for three AVX-512 instructions `safe_arch` lacks (the exponential's last step, compiled
-//! only where the build enables AVX-512F); every other use is denied.
+//! No allocation, no `std`; errors are values and no public function panics. `unsafe` is
+//! denied except in the x86-64 tables' module: four blocks, for reading XCR0 during CPU
+//! detection, entering a table's code once detection confirmed its instructions, calling its
+//! microkernels from there, and the intrinsics of its vector types.
 //!
 //! ## What a row computes
 //!
@@ -93,11 +110,23 @@
 //! `rayon` feature, which brings `std`, `par_forward` and `par_backward` spread the rows over
 //! threads, bit-identical to the sequential calls.
 //!
-//! ## Kernel variants
+//! ## Kernel variants and instruction sets
 //!
-//! [`Scalar`] is the reference; [`Wide4`], [`Wide8`], [`Wide16`] run on `wide` vectors, which pick
-//! their instructions at compile time from the build's target features (build with
-//! `RUSTFLAGS="-C target-cpu=native"` for speed). [`Best`] is the default.
+//! The kernels are written once over a small vector trait and instantiated per instruction-set
+//! table:
+//!
+//! - [`Best`], the default: the table [`isa`] names, chosen at run time from CPUID (cached);
+//!   today [`Avx2`] on x86-64 CPUs with AVX2 and FMA, else the portable [`Wide16`].
+//! - [`Avx2`], [`Avx512`] (x86-64): compiled into every x86-64 build with their own target
+//!   features, whatever the build's; forced with
+//!   [`with_kernel`](SoftmaxDropout::with_kernel), and an [`Error::UnsupportedKernel`] on a CPU
+//!   without them ([`RowKernel::is_supported`]).
+//! - [`Wide4`], [`Wide8`], [`Wide16`]: the portable table on `wide` vectors, whose instructions
+//!   the build's target features fix at compile time (NEON on aarch64, simd128 on wasm32 with
+//!   it enabled, SSE2 on a default x86-64 build).
+//! - [`Scalar`]: the reference and the tests' oracle.
+//!
+//! Every variant gives the same masks bit for bit and values within the bound above.
 
 #![no_std]
 #![deny(unsafe_code)]

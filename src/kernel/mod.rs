@@ -733,10 +733,8 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
             }
         };
         let row = first_row.wrapping_add(i as u64);
-        // Whole rows of plain scores inline, the rest through the general orchestration.
-        // Measured (benches/ab, 2026-11-28): evaluation rows of 64 columns 6 % slower when
-        // every row went through it, and 2-5 % slower with pass 1 taken here once for both
-        // paths (`ahead.or_else(pass1)`; which would spare a NaN row its second `plain_max`).
+        // Whole rows of plain scores inline, the rest through the general orchestration: short
+        // rows pay for every branch of the general one (see `benches/README.md`).
         let whole = here == (0, cols);
         let plain = match ahead {
             Some(Pass1::Plain(m)) if whole => Some(m),
@@ -942,11 +940,10 @@ fn one_short<K: sealed::Passes, const PREPARE: bool>(
 /// Why: a row of 1024 `f32` is a 4 KiB page, and the hardware prefetchers do not cross pages, so
 /// each row restarts their streams; a full row reads enough of its page for them to catch up, a
 /// banded row (half a page on average in causal blocks) mostly does not, and its pass 1 waited
-/// on memory. Measured on Zen 4 (2026-11-29, causal blocks of 1024 out of cache, 8192 x 1024;
-/// separate binaries run alternately, and benches/ab): evaluation and training 10-20 % faster,
-/// full rows unchanged (they are not prefetched; prefetching them too made them 10-20 % slower). Prefetching the whole visible range gained a little more out of cache but cost
-/// 4-5 % in cache (1024 x 1024, 256 x 1024); prefetching the output rows for writing too made
-/// things worse; rows of 128 columns (contiguous rows, one stream) gained nothing.
+/// on memory. Full rows are not prefetched (their streams catch up; prefetching them slowed
+/// them), nor the whole visible range (it costs rows in cache more than it gains out of cache),
+/// nor the output rows, nor rows of 128 columns (contiguous rows are one stream). The
+/// measurements are in `benches/README.md`.
 const PREFETCH_ROWS: usize = 4;
 
 /// See [`PREFETCH_ROWS`].

@@ -501,10 +501,8 @@ type Pair<'a> = (
 );
 
 /// Where a pair of short rows gets its keep bits: [`AllKept`] (evaluation), or the plans and
-/// the matrix's [`Prepared`] (training). Static, so that evaluation carries no training code:
-/// a first version, one function for both choosing at run time, timed evaluation pairs at
-/// 0.50-0.52 ns/element against 0.36 for this form (4096 x 64, 2026-11-29; how much of that
-/// was code layout was not settled, see the README on `benches/ab`).
+/// the matrix's [`Prepared`] (training). Static, so that evaluation carries no training code
+/// (one function choosing at run time was slower on evaluation pairs: `benches/README.md`).
 trait PairKeep<const N: usize> {
     /// Generates the keep bits of both rows, bands `span`, before their arithmetic.
     fn prepare<U: U32s<N>>(&mut self, span: [(usize, usize); 2]);
@@ -863,8 +861,8 @@ impl<const N: usize> Keep<'_, N> {
 }
 
 /// Slots of 64 columns whose keep bits a row's pass 3 generates together when its block mask
-/// is made per row: 1024 columns, 64 main blocks. (4096 measured 3 % slower on causal rows of
-/// 385-640 columns, 2026-11-28: the larger bit array zeroed per row.)
+/// is made per row: 1024 columns, 64 main blocks (a larger array, zeroed per row, costs the
+/// medium causal rows more than it saves).
 const FORWARD_SLOTS: usize = 16;
 /// Slots of a block mask made once per call and reused: the whole rows of a matrix
 /// (`Passes::prepare`; rows of 4096 columns 2-5 % faster than in blocks of 1024), the backward
@@ -994,8 +992,8 @@ impl<const N: usize> Prepared<N> {
     /// in words `r B / 4 ..`): their main-stream bytes (`philox::avx512::rows_ahead`) compared
     /// with `d_hi`, then the ties (a byte equal to `d_hi`, about 2 in the batch's 512 bytes)
     /// settled together, 8 at a time, by their tie-break words. A row then needs no fix-up after
-    /// its stores: measured (2026-11-29, Zen 4), rows of 64 columns 10 % faster in training than
-    /// with a fix-up per row with ties (one in four rows, each a latency-bound Philox block).
+    /// its stores, where a fix-up per row with ties (one in four rows of 64 columns) waits for a
+    /// latency-bound Philox block.
     #[inline(always)]
     fn refill<U: U32s<N>, const B: usize>(&mut self, row: u64, plan: &DropPlan) {
         let regs = U::rows_ahead::<B>(row, plan.key);

@@ -51,18 +51,6 @@ pub(crate) struct F32x8(__m256);
 #[derive(Clone, Copy)]
 pub(crate) struct U32x8(__m256i);
 
-macro_rules! binary {
-    ($t:ident, $trait:ident, $method:ident, $intrinsic:ident) => {
-        impl $trait for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn $method(self, o: Self) -> Self {
-                Self(intrinsics!($intrinsic(self.0, o.0)))
-            }
-        }
-    };
-}
-
 binary!(F32x8, Add, add, _mm256_add_ps);
 binary!(F32x8, Sub, sub, _mm256_sub_ps);
 binary!(F32x8, Mul, mul, _mm256_mul_ps);
@@ -72,27 +60,7 @@ binary!(U32x8, Add, add, _mm256_add_epi32);
 binary!(U32x8, BitAnd, bitand, _mm256_and_si256);
 binary!(U32x8, BitXor, bitxor, _mm256_xor_si256);
 
-impl Shl<u32> for U32x8 {
-    type Output = Self;
-    #[inline(always)]
-    fn shl(self, n: u32) -> Self {
-        Self(intrinsics!(_mm256_sll_epi32(
-            self.0,
-            _mm_cvtsi32_si128(n as i32)
-        )))
-    }
-}
-
-impl Shr<u32> for U32x8 {
-    type Output = Self;
-    #[inline(always)]
-    fn shr(self, n: u32) -> Self {
-        Self(intrinsics!(_mm256_srl_epi32(
-            self.0,
-            _mm_cvtsi32_si128(n as i32)
-        )))
-    }
-}
+shifts!(U32x8, _mm256_sll_epi32, _mm256_srl_epi32);
 
 impl F32s<8> for F32x8 {
     type U = U32x8;

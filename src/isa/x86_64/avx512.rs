@@ -58,18 +58,6 @@ fn vector_of(k: __mmask16) -> __m512 {
     intrinsics!(_mm512_castsi512_ps(_mm512_movm_epi32(k)))
 }
 
-macro_rules! binary {
-    ($t:ident, $trait:ident, $method:ident, $intrinsic:ident) => {
-        impl $trait for $t {
-            type Output = Self;
-            #[inline(always)]
-            fn $method(self, o: Self) -> Self {
-                Self(intrinsics!($intrinsic(self.0, o.0)))
-            }
-        }
-    };
-}
-
 binary!(F32x16, Add, add, _mm512_add_ps);
 binary!(F32x16, Sub, sub, _mm512_sub_ps);
 binary!(F32x16, Mul, mul, _mm512_mul_ps);
@@ -79,27 +67,7 @@ binary!(U32x16, Add, add, _mm512_add_epi32);
 binary!(U32x16, BitAnd, bitand, _mm512_and_si512);
 binary!(U32x16, BitXor, bitxor, _mm512_xor_si512);
 
-impl Shl<u32> for U32x16 {
-    type Output = Self;
-    #[inline(always)]
-    fn shl(self, n: u32) -> Self {
-        Self(intrinsics!(_mm512_sll_epi32(
-            self.0,
-            _mm_cvtsi32_si128(n as i32)
-        )))
-    }
-}
-
-impl Shr<u32> for U32x16 {
-    type Output = Self;
-    #[inline(always)]
-    fn shr(self, n: u32) -> Self {
-        Self(intrinsics!(_mm512_srl_epi32(
-            self.0,
-            _mm_cvtsi32_si128(n as i32)
-        )))
-    }
-}
+shifts!(U32x16, _mm512_sll_epi32, _mm512_srl_epi32);
 
 impl F32s<16> for F32x16 {
     type U = U32x16;

@@ -99,6 +99,39 @@ macro_rules! table_kernel {
     };
 }
 
+/// `impl $trait for $t` (a binary operator) by the intrinsic `$intrinsic` on the registers.
+macro_rules! binary {
+    ($t:ident, $trait:ident, $method:ident, $intrinsic:ident) => {
+        impl $trait for $t {
+            type Output = Self;
+            #[inline(always)]
+            fn $method(self, o: Self) -> Self {
+                Self(intrinsics!($intrinsic(self.0, o.0)))
+            }
+        }
+    };
+}
+
+/// `Shl<u32>` and `Shr<u32>` for `$t` by the shift-by-register intrinsics `$sll`, `$srl`.
+macro_rules! shifts {
+    ($t:ident, $sll:ident, $srl:ident) => {
+        impl Shl<u32> for $t {
+            type Output = Self;
+            #[inline(always)]
+            fn shl(self, n: u32) -> Self {
+                Self(intrinsics!($sll(self.0, _mm_cvtsi32_si128(n as i32))))
+            }
+        }
+        impl Shr<u32> for $t {
+            type Output = Self;
+            #[inline(always)]
+            fn shr(self, n: u32) -> Self {
+                Self(intrinsics!($srl(self.0, _mm_cvtsi32_si128(n as i32))))
+            }
+        }
+    };
+}
+
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 
