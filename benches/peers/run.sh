@@ -5,7 +5,8 @@
 # redraws chart.png (chart.py). Not part of CI.
 #
 #   bash benches/peers/run.sh              # dropmax built with RUSTFLAGS="-C target-cpu=native"
-#   bash benches/peers/run.sh --baseline   # dropmax built for the default x86-64 target (SSE2)
+#   bash benches/peers/run.sh --baseline   # dropmax built without RUSTFLAGS (the default build: the
+#                                          # kernels pick AVX2 at run time; SSE2 before 2026-12-07)
 #
 # Options: --reps N (at least N timed calls per function, and at least 0.2 s; default 20),
 # --cpu N (pin to CPU N with taskset; default the last CPU), --no-pin, --no-chart,
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
         --no-pin) pin=0 ;;
         --no-chart) chart=0 ;;
         --huge-pages) pages=huge ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -113,7 +114,7 @@ import json, os, sys
 e = os.environ
 meta = {"command": e["COMMAND"], "date": e["DATE"], "commit": e["COMMIT"], "cpu": e["CPU"],
         "load_before": e["LOAD_BEFORE"], "load_after": e["LOAD_AFTER"], "pin": e["PIN"],
-        "rustc": e["RUSTC"], "rustflags": e["RUSTFLAGS_USED"] or "(none: x86-64 baseline)",
+        "rustc": e["RUSTC"], "rustflags": e["RUSTFLAGS_USED"] or "(none: default build, run-time dispatch)",
         "reps": int(e["REPS"]), "pages": e["PAGES"]}
 with open(sys.argv[1], "w") as f:
     json.dump(meta, f, indent=1)

@@ -31,9 +31,11 @@
 //! Columns outside the band are zero-filled and never otherwise touched. Rows whose maximum is
 //! NaN, `-inf` or `+inf` are finished by one shared routine, so their results are identical on
 //! every path. Each variant implements only the passes: [`Scalar`] is the reference
-//! (`libm::expf`, `f64` sum, the mask's scalar definition per element); [`Wide4`], [`Wide8`] and
-//! [`Wide16`] run the same passes on `wide` vectors of 4, 8 and 16 lanes; [`Best`] is the one
-//! suited to the build's target features.
+//! (`libm::expf`, `f64` sum, the mask's scalar definition per element); the vector tables run
+//! the passes of `vector`, written once over the `lanes` traits: [`Wide4`], [`Wide8`] and
+//! [`Wide16`] on `wide` vectors, and on x86-64 the AVX2 and AVX-512 tables (`isa`). Each entry
+//! point (`entry`) wraps its call in a job that the variant runs with its table's passes;
+//! [`Best`] runs it with the table chosen at run time.
 
 mod scalar;
 pub(crate) mod vector;
