@@ -45,13 +45,13 @@
 
 use crate::forward::{
     Band, BandIn, BiasIn, Cols, ColsIn, Ctx, Expect, Fill, Kind, Len, LenAdj, MAX_LEN, MIN_NORMAL,
-    MaskIn, ModeIn, SENTINEL, ScaleIn, Tamper, TrainIn, U24, VARIANTS, adjust, bits_equal,
-    exact_and_bound, fill, model, p_of, rel, scale_of, stats_bits,
+    MaskIn, ModeIn, SENTINEL, ScaleIn, Tamper, TrainIn, U24, adjust, bits_equal, each_kernel,
+    exact_and_bound, fill, model, p_of, rel, scale_of, stats_bits, variants,
 };
 use crate::value::F32Bits;
 use dropmax::{
     Best, Dropout, DropoutKey, Error, MatrixProbabilities, Probabilities, RowKernel, RowStats,
-    Scalar, SoftmaxDropout, Wide4, Wide8, Wide16, keep,
+    SoftmaxDropout, keep,
 };
 
 /// Training rows up to this many columns get the reference gradient (two Philox blocks per
@@ -490,7 +490,7 @@ fn claim(ops: &Ops<'_>, i: usize, row: u64, x: &[f32], probs: &RowProbs, dy: &[f
     Claim::Near { want, tol }
 }
 
-/// The checks of one gradient row: `outs` holds every variant's `dx` (in [`VARIANTS`] order).
+/// The checks of one gradient row: `outs` holds every variant's `dx` (in [`variants`] order).
 #[allow(clippy::too_many_arguments)]
 fn check_grads(
     ops: &Ops<'_>,
@@ -505,7 +505,7 @@ fn check_grads(
     let ctx = ops.ctx;
     let fail =
         |msg: String| -> ! { panic!("{what}: {msg}\n  probs {probs:?}\n  {}", ctx.describe()) };
-    for (name, dx) in VARIANTS.iter().zip(outs.iter_mut()) {
+    for (name, dx) in variants().iter().zip(outs.iter_mut()) {
         (ctx.tamper)(name, dx);
         for (j, &v) in dx.iter().enumerate() {
             if !ops.visible(i, j) && v.to_bits() != 0 {
@@ -516,7 +516,7 @@ fn check_grads(
     match claim(ops, i, row, x, probs, dy) {
         Claim::Nothing => {}
         Claim::Zeros => {
-            for (name, dx) in VARIANTS.iter().zip(outs.iter()) {
+            for (name, dx) in variants().iter().zip(outs.iter()) {
                 if let Some(j) = dx.iter().position(|v| v.to_bits() != 0) {
                     fail(format!(
                         "{name}: p = 1 but column {j} is {:?}, not +0",
@@ -526,7 +526,7 @@ fn check_grads(
             }
         }
         Claim::Nan => {
-            for (name, dx) in VARIANTS.iter().zip(outs.iter()) {
+            for (name, dx) in variants().iter().zip(outs.iter()) {
                 for (j, &v) in dx.iter().enumerate() {
                     if ops.visible(i, j) && !v.is_nan() {
                         fail(format!("{name}: NaN row but visible column {j} is {v:?}"));
@@ -536,7 +536,7 @@ fn check_grads(
         }
         Claim::Near { want, tol } => {
             let scalar = &outs[0];
-            for (name, dx) in VARIANTS.iter().zip(outs.iter()) {
+            for (name, dx) in variants().iter().zip(outs.iter()) {
                 for (j, &v) in dx.iter().enumerate() {
                     if !ops.visible(i, j) {
                         continue;
@@ -619,7 +619,7 @@ fn run_rows<K: RowKernel>(
     RowsRun { res, buf, by_row }
 }
 
-/// Every variant's `backward` on one row (in [`VARIANTS`] order).
+/// Every variant's `backward` on one row (in [`variants`] order).
 fn backward_all(
     op: &SoftmaxDropout<'_, Best>,
     row: u64,
@@ -627,13 +627,7 @@ fn backward_all(
     dy: &[f32],
     at: (usize, usize),
 ) -> Vec<(Result<(), Error>, Vec<f32>)> {
-    vec![
-        run_backward::<Scalar>(op, row, probs, dy, at),
-        run_backward::<Wide4>(op, row, probs, dy, at),
-        run_backward::<Wide8>(op, row, probs, dy, at),
-        run_backward::<Wide16>(op, row, probs, dy, at),
-        run_backward::<Best>(op, row, probs, dy, at),
-    ]
+    each_kernel!(run_backward(op, row, probs, dy, at))
 }
 
 /// The saved `P` matrix of `rows` rows of logits `x` (row `i` with query position `q + i`), or
@@ -735,7 +729,7 @@ fn check_row_call(ops: &Ops<'_>, input: &BackwardInput, r: &RowIn) {
     let err = dy_len != dx_len || p_len != dx_len || !lengths_ok;
     let what = format!("backward (dx {dx_len}, dy {dy_len}, p {p_len})");
     let mut outs = Vec::new();
-    for (name, (res, buf)) in VARIANTS.iter().zip(runs) {
+    for (name, (res, buf)) in variants().iter().zip(runs) {
         assert_eq!(
             res.is_err(),
             err,
@@ -822,13 +816,7 @@ fn check_rows_call(ops: &Ops<'_>, input: &BackwardInput, r: &RowsIn) {
     let dyv = &dybuf[s_dy..s_dy + dy_len];
     let first = ctx.row;
     let at = (s_dx, dx_len);
-    let runs = [
-        run_rows::<Scalar>(ops, probs, dyv, at),
-        run_rows::<Wide4>(ops, probs, dyv, at),
-        run_rows::<Wide8>(ops, probs, dyv, at),
-        run_rows::<Wide16>(ops, probs, dyv, at),
-        run_rows::<Best>(ops, probs, dyv, at),
-    ];
+    let runs = each_kernel!(run_rows(ops, probs, dyv, at));
     let shape_ok = dx_len.is_multiple_of(n.max(1)) && (n > 0 || dx_len == 0);
     let err = !ctx.lengths_ok()
         || !shape_ok
@@ -840,7 +828,7 @@ fn check_rows_call(ops: &Ops<'_>, input: &BackwardInput, r: &RowsIn) {
     );
     // Per variant, the rows of dx.
     let mut by_variant: Vec<Vec<Vec<f32>>> = Vec::new();
-    for (name, r) in VARIANTS.iter().zip(runs) {
+    for (name, r) in variants().iter().zip(runs) {
         assert_eq!(
             r.res.is_err(),
             err,
@@ -1091,15 +1079,9 @@ fn check_split(ops: &Ops<'_>, input: &BackwardInput, s: &SplitIn) {
             )
         })
         .collect();
-    let runs = [
-        run_split::<Scalar>(ops, s, &lay, &x, &parts),
-        run_split::<Wide4>(ops, s, &lay, &x, &parts),
-        run_split::<Wide8>(ops, s, &lay, &x, &parts),
-        run_split::<Wide16>(ops, s, &lay, &x, &parts),
-        run_split::<Best>(ops, s, &lay, &x, &parts),
-    ];
+    let runs = each_kernel!(run_split(ops, s, &lay, &x, &parts));
     let e = (base == 0).then(|| model(ctx, &x, 0));
-    for (name, mut r) in VARIANTS.into_iter().zip(runs) {
+    for (name, mut r) in variants().into_iter().zip(runs) {
         let what = format!(
             "{name} split row (origin {base:#x}, chunks {:?})",
             lay.chunks

@@ -15,16 +15,14 @@
 //!   output where those hold and `z_j - m >= -87` (well above the flush at `-87.336`); `max` is
 //!   the model's `m`, `sum` within the bound of the exact one; every output within the documented
 //!   bound of the exact (`f64`) softmax-dropout; in evaluation the row sums to 1 within the bound;
-//! - every SIMD variant and [`Best`] against [`Scalar`]: the same zeros, values within twice the
+//! - every table this CPU runs (see [`variants`]: the portable `Wide*`, on x86-64 `Avx2` and
+//!   `Avx512` where supported) and `Best` against `Scalar`: the same zeros, values within twice the
 //!   documented bound; in place equals out of place bit for bit;
 //! - `forward_rows` equals `forward` row by row (masks at query position `q + i`) bit for bit;
 //! - `Dropout::apply`: `y_j = keep ? x_j * rescale : 0`, bit for bit, on every variant.
 
 use crate::value::{F32Bits, F64Bits};
-use dropmax::{
-    Best, Dropout, DropoutKey, Error, Mask, RowKernel, RowStats, Scalar, SoftmaxDropout, Wide4,
-    Wide8, Wide16, keep,
-};
+use dropmax::{Best, Dropout, DropoutKey, Error, Mask, RowKernel, RowStats, SoftmaxDropout, keep};
 
 /// The longest row the target builds (17 groups of 256 columns).
 pub const MAX_LEN: usize = 4352;
@@ -962,7 +960,48 @@ fn run_row<K: RowKernel>(
     }
 }
 
-pub(crate) const VARIANTS: [&str; 5] = ["scalar", "wide4", "wide8", "wide16", "best"];
+/// The name of every kernel table this CPU runs, in the order of [`each_kernel!`]: the scalar
+/// oracle first, then the portable tables, the x86-64 tables the CPU supports (a forced table
+/// the CPU lacks answers `Error::UnsupportedKernel`, which is tested in the main crate), and the
+/// run-time choice last.
+pub(crate) fn variants() -> Vec<&'static str> {
+    let mut v = vec!["scalar", "wide4", "wide8", "wide16"];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if <dropmax::Avx2 as RowKernel>::is_supported() {
+            v.push("avx2");
+        }
+        if <dropmax::Avx512 as RowKernel>::is_supported() {
+            v.push("avx512");
+        }
+    }
+    v.push("best");
+    v
+}
+
+/// `vec![f::<K>(args), ...]` for every kernel `K` of [`variants`], in its order.
+macro_rules! each_kernel {
+    ($f:ident($($a:expr),* $(,)?)) => {{
+        let mut v = vec![
+            $f::<dropmax::Scalar>($($a),*),
+            $f::<dropmax::Wide4>($($a),*),
+            $f::<dropmax::Wide8>($($a),*),
+            $f::<dropmax::Wide16>($($a),*),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if <dropmax::Avx2 as dropmax::RowKernel>::is_supported() {
+                v.push($f::<dropmax::Avx2>($($a),*));
+            }
+            if <dropmax::Avx512 as dropmax::RowKernel>::is_supported() {
+                v.push($f::<dropmax::Avx512>($($a),*));
+            }
+        }
+        v.push($f::<dropmax::Best>($($a),*));
+        v
+    }};
+}
+pub(crate) use each_kernel;
 
 fn check_row_call(
     ctx: &Ctx<'_>,
@@ -976,18 +1015,12 @@ fn check_row_call(
     let xbuf = logits(&input.data, start, n);
     let at = (start, n);
     let yat = (y_start, y_len);
-    let runs = [
-        run_row::<Scalar>(op, ctx.row, &xbuf, at, yat),
-        run_row::<Wide4>(op, ctx.row, &xbuf, at, yat),
-        run_row::<Wide8>(op, ctx.row, &xbuf, at, yat),
-        run_row::<Wide16>(op, ctx.row, &xbuf, at, yat),
-        run_row::<Best>(op, ctx.row, &xbuf, at, yat),
-    ];
+    let runs = each_kernel!(run_row(op, ctx.row, &xbuf, at, yat));
     let err_ip = !ctx.lengths_ok();
     let err = err_ip || y_len != n;
     let e = (!err_ip).then(|| model(ctx, &xbuf[start..start + n], 0));
     let mut outs: Vec<(Vec<f32>, RowStats)> = Vec::new();
-    for (name, mut r) in VARIANTS.into_iter().zip(runs) {
+    for (name, mut r) in variants().into_iter().zip(runs) {
         let what = format!("{name} forward (y_len {y_len})");
         assert_eq!(
             r.res.is_err(),
@@ -1032,7 +1065,7 @@ fn check_row_call(
         outs.push((y_ip.to_vec(), ip));
     }
     if let (Some(e), Some(((w, ws), rest))) = (&e, outs.split_first()) {
-        for (name, (g, gs)) in VARIANTS[1..].iter().zip(rest) {
+        for (name, (g, gs)) in variants()[1..].iter().zip(rest) {
             check_against_scalar(ctx, e, ctx.row, (w, *ws), (g, *gs), name);
         }
     }
@@ -1131,13 +1164,7 @@ fn check_rows_call(
     let kind = &input.mask.band;
     let at = (start, x_len);
     let yat = (y_start, y_len);
-    let runs = [
-        run_rows::<Scalar>(ctx, op, kind, &xbuf, at, yat, stats_len),
-        run_rows::<Wide4>(ctx, op, kind, &xbuf, at, yat, stats_len),
-        run_rows::<Wide8>(ctx, op, kind, &xbuf, at, yat, stats_len),
-        run_rows::<Wide16>(ctx, op, kind, &xbuf, at, yat, stats_len),
-        run_rows::<Best>(ctx, op, kind, &xbuf, at, yat, stats_len),
-    ];
+    let runs = each_kernel!(run_rows(ctx, op, kind, &xbuf, at, yat, stats_len));
     let models: Vec<Expect> = if err_ip || n == 0 {
         Vec::new()
     } else {
@@ -1148,7 +1175,7 @@ fn check_rows_call(
             .collect()
     };
     let mut outs: Vec<Vec<(Vec<f32>, RowStats)>> = Vec::new();
-    for (name, mut r) in VARIANTS.into_iter().zip(runs) {
+    for (name, mut r) in variants().into_iter().zip(runs) {
         let what = format!(
             "{name} forward_rows ({rows} rows, x_len {x_len}, y_len {y_len}, stats {stats_len:?})"
         );
@@ -1239,7 +1266,7 @@ fn check_rows_call(
         outs.push(rows_out);
     }
     if let Some((w, rest)) = outs.split_first() {
-        for (name, g) in VARIANTS[1..].iter().zip(rest) {
+        for (name, g) in variants()[1..].iter().zip(rest) {
             for (i, e) in models.iter().enumerate() {
                 let row_id = ctx.row.wrapping_add(i as u64);
                 let what = format!("{name} forward_rows row {i}");
@@ -1265,15 +1292,12 @@ fn check_apply(ctx: &Ctx<'_>, input: &ForwardInput, start: usize) {
     let xbuf = logits(&input.data, start, n);
     let x = &xbuf[start..start + n];
     let row = ctx.row;
-    let mut best = x.to_vec();
-    d.apply(key, row, &mut best).expect("apply on a short row");
-    let runs = [
-        run_apply::<Scalar>(&d, key, row, x),
-        run_apply::<Wide4>(&d, key, row, x),
-        run_apply::<Wide8>(&d, key, row, x),
-        run_apply::<Wide16>(&d, key, row, x),
-        best,
-    ];
+    let mut runs = each_kernel!(run_apply(&d, key, row, x));
+    // The default entry (`apply`, no kernel named) stands for `best`.
+    if let Some(best) = runs.last_mut() {
+        best.copy_from_slice(x);
+        d.apply(key, row, best).expect("apply on a short row");
+    }
     let want: Vec<f32> = x
         .iter()
         .enumerate()
@@ -1285,7 +1309,7 @@ fn check_apply(ctx: &Ctx<'_>, input: &ForwardInput, start: usize) {
             }
         })
         .collect();
-    for (name, mut y) in VARIANTS.into_iter().zip(runs) {
+    for (name, mut y) in variants().into_iter().zip(runs) {
         (ctx.tamper)(name, &mut y);
         if let Some(j) = (0..n).find(|&j| y[j].to_bits() != want[j].to_bits()) {
             panic!(
