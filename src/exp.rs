@@ -4,13 +4,14 @@
 //! `d = n ln2 + t`, `n = round(d / ln2)`, `|t| <= ln2/2`; p5: a degree-5 polynomial for `e^t`
 //! (minimax for relative error on `[-ln2/2, ln2/2]`, derived for this crate); the result is
 //! `2^n * p(t)` with `2^n` built by shifting `n + 127` into the exponent field (a magic-bias
-//! rounding leaves it in the low mantissa bits), or on AVX-512F builds applied by `vscalefps`
-//! (see `lanes::exp_finish_avx512`; the same rounding wherever `t 2^n` is normal).
+//! rounding leaves it in the low mantissa bits), or in the AVX-512 table applied by `vscalefps`
+//! (the same rounding wherever `t 2^n` is normal). Each table supplies that last step
+//! (`F32s::exp_finish`).
 //!
 //! Unlike a general `exp` it handles only `d <= 0` (the softmax never needs more), needs no
 //! overflow path, and flushes results below `2^-126` (`d < -87.336`) to zero instead of producing
 //! subnormals. Measured over every `f32` in `[-87.336, 0]` (the shifting form): see
-//! [`MAX_REL_ERROR`]; the unit test below samples every 613th `f32` on each build.
+//! [`MAX_REL_ERROR`]; the unit tests sample every 613th `f32` on every table.
 
 use crate::lanes::F32s;
 
@@ -54,10 +55,9 @@ pub(crate) fn exp_rr2_p5<const N: usize, V: F32s<N>>(d: V) -> V {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     extern crate std;
     use super::*;
-    use wide::f32x16;
 
     /// The same steps one lane at a time, written from the module docs: `2^n` by shifting the
     /// biased exponent, every `mul_add` fused; `None` where `t 2^n` is subnormal (`n <= -120`,
@@ -84,14 +84,13 @@ mod tests {
     }
 
     /// Every 613th `f32` in `[-88, 0]` (about 1.8 million, all exponents), the cutoff's
-    /// neighbours, `-inf` and NaN, through 16 lanes: bit-identical to [`steps`] with FMA, within
-    /// [`MAX_REL_ERROR`] of `exp` (f64) with FMA and within twice it without (each step then
-    /// rounds twice), 0 exactly below the cutoff, NaN for NaN. The bit-for-bit comparison tests
-    /// the crate's one `unsafe` block on AVX-512F builds (CI's native build on its AVX-512
-    /// machine); elsewhere the vector form is the portable one, the same formula as `steps`.
-    #[test]
-    fn sixteen_lanes_match_the_steps_and_exp() {
-        let fused = cfg!(target_feature = "fma");
+    /// neighbours, `-inf` and NaN, through the `N` lanes of one table's `V`: bit-identical to
+    /// [`steps`] where the table's `mul_add` is fused, within [`MAX_REL_ERROR`] of `exp` (f64)
+    /// then and within twice it otherwise (each step then rounds twice), 0 exactly below the
+    /// cutoff, NaN for NaN. Every table runs it: the portable one below, the x86-64 ones in their
+    /// own tests where the CPU has them.
+    pub(crate) fn sweep<const N: usize, V: F32s<N>>() {
+        let fused = V::FUSED;
         let bound = if fused {
             MAX_REL_ERROR
         } else {
@@ -104,10 +103,11 @@ mod tests {
         args.extend([0.0, -0.0, f32::NEG_INFINITY, f32::NAN, -f32::NAN]);
         let mut worst = 0.0f64;
         let mut compared = 0;
-        for chunk in args.chunks(16) {
-            let mut a = [0.0f32; 16];
+        for chunk in args.chunks(N) {
+            let mut a = [0.0f32; N];
             a[..chunk.len()].copy_from_slice(chunk);
-            let e = exp_rr2_p5::<16, f32x16>(f32x16::new(a)).to_array();
+            let mut e = [0.0f32; N];
+            exp_rr2_p5::<N, V>(V::load(&a)).store(&mut e);
             for (&d, &e) in a.iter().zip(&e).take(chunk.len()) {
                 if d.is_nan() {
                     assert!(e.is_nan(), "exp({d}) = {e}");
@@ -135,5 +135,11 @@ mod tests {
             !fused || compared > args.len() * 9 / 10,
             "{compared} compared bit for bit"
         );
+    }
+
+    /// [`sweep`] on the portable table's widest vector (fused or not, as the build has FMA).
+    #[test]
+    fn portable_lanes_match_the_steps_and_exp() {
+        sweep::<16, wide::f32x16>();
     }
 }

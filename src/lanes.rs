@@ -24,6 +24,10 @@ pub(crate) trait F32s<const N: usize>:
     /// within the short width in registers too (`Passes::PAIRS`): a table property, measured
     /// per instruction set.
     const PAIRS: bool;
+    /// Whether [`Self::mul_add`] rounds once (FMA): the table's exponential is then bit-identical
+    /// to the one-lane steps of `exp`'s tests, and otherwise within twice its error bound.
+    #[cfg(test)]
+    const FUSED: bool;
     fn splat(v: f32) -> Self;
     fn load(a: &[f32; N]) -> Self;
     fn store(self, a: &mut [f32; N]);

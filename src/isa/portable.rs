@@ -14,6 +14,10 @@ use wide::{f32x4, f32x8, f32x16, i32x4, i32x8, i32x16, u8x16, u8x32, u8x64, u32x
 /// on causal blocks of 128.
 const PAIRS: bool = cfg!(target_feature = "avx2");
 
+/// Whether `wide`'s `mul_add` is one fused operation: where the build's target features have FMA.
+#[cfg(test)]
+const FUSED: bool = cfg!(target_feature = "fma");
+
 /// The maximum of the lanes by halving the vector: `log2 N` steps, a short dependency chain
 /// between the passes (a lane-by-lane fold with NaN checks is a chain of `3 N`). Which operand
 /// wins for a NaN is unspecified, as for [`F32s::max_fast`].
@@ -131,6 +135,8 @@ macro_rules! impl_lanes {
         impl F32s<$n> for $f {
             type U = $u;
             const PAIRS: bool = $pairs;
+            #[cfg(test)]
+            const FUSED: bool = FUSED;
             #[inline(always)]
             fn splat(v: f32) -> Self {
                 $f::splat(v)

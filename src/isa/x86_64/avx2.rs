@@ -65,6 +65,8 @@ shifts!(U32x8, _mm256_sll_epi32, _mm256_srl_epi32);
 impl F32s<8> for F32x8 {
     type U = U32x8;
     const PAIRS: bool = true;
+    #[cfg(test)]
+    const FUSED: bool = true;
     #[inline(always)]
     fn splat(v: f32) -> Self {
         Self(intrinsics!(_mm256_set1_ps(v)))
@@ -299,6 +301,8 @@ impl Shr<u32> for U32x16 {
 impl F32s<16> for F32x16 {
     type U = U32x16;
     const PAIRS: bool = true;
+    #[cfg(test)]
+    const FUSED: bool = true;
     #[inline(always)]
     fn splat(v: f32) -> Self {
         Self([F32x8::splat(v); 2])
@@ -470,5 +474,16 @@ impl U32s<16> for U32x16 {
     #[inline(always)]
     fn word0_x8_rows(c0: [u32; 8], c1: u32, rows: [u64; 8], key: [u32; 2]) -> [u32; 8] {
         U32x8::word0_x8_rows(c0, c1, rows, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The exponential's sweep (see `exp`'s tests) on this table's vectors, where the CPU has it.
+    #[test]
+    fn exp_matches_the_steps_and_exp() {
+        if super::super::tests::runs("avx2", super::super::has_avx2()) {
+            crate::exp::tests::sweep::<16, super::F32x16>();
+        }
     }
 }

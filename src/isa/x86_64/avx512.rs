@@ -72,6 +72,8 @@ shifts!(U32x16, _mm512_sll_epi32, _mm512_srl_epi32);
 impl F32s<16> for F32x16 {
     type U = U32x16;
     const PAIRS: bool = true;
+    #[cfg(test)]
+    const FUSED: bool = true;
     #[inline(always)]
     fn splat(v: f32) -> Self {
         Self(intrinsics!(_mm512_set1_ps(v)))
@@ -501,5 +503,16 @@ mod philox {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The exponential's sweep (see `exp`'s tests) on this table's vectors, where the CPU has it.
+    #[test]
+    fn exp_matches_the_steps_and_exp() {
+        if super::super::tests::runs("avx512", super::super::has_avx512()) {
+            crate::exp::tests::sweep::<16, super::F32x16>();
+        }
     }
 }

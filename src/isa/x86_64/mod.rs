@@ -25,8 +25,9 @@ macro_rules! intrinsics {
         // them (AVX2 and FMA, or AVX-512 F/BW/DQ/VL), and are otherwise safe: they touch only
         // registers, or memory through the pointer of a live reference to exactly as many
         // elements as they read or write. The vector types are private to their table, whose
-        // kernel type is their only user, and every entry into that kernel (a `Passes` method,
-        // see `microkernel!`) runs only once detection confirmed the features.
+        // kernel type is their only user outside its unit tests (which check `runs` first),
+        // and every entry into that kernel (a `Passes` method, see `microkernel!`) runs only
+        // once detection confirmed the features.
         #[allow(unsafe_code, unused_unsafe)]
         let r = unsafe { $e };
         r
@@ -230,11 +231,25 @@ fn xcr0() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    extern crate std;
+
+    /// Whether the unit tests of table `name` run here: where the CPU has it (`has`). A table
+    /// named in `DROPMAX_REQUIRE_KERNELS` (comma-separated, as for the integration tests) that
+    /// the CPU lacks fails the test instead of skipping it.
+    pub(crate) fn runs(name: &str, has: bool) -> bool {
+        let required = std::env::var("DROPMAX_REQUIRE_KERNELS")
+            .is_ok_and(|v| v.split(',').any(|k| k.trim() == name));
+        assert!(
+            has || !required,
+            "kernel {name} is required (DROPMAX_REQUIRE_KERNELS) but this CPU cannot run it"
+        );
+        has
+    }
+
     /// The cached detection agrees with std's, feature by feature.
     #[test]
     fn detection_matches_std() {
-        extern crate std;
         use std::is_x86_feature_detected as has;
         let avx2 = has!("avx2")
             && has!("fma")
