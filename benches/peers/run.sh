@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The peer comparison of issue 3 in one command: builds and runs dropmax's driver
-# (examples/peers.rs) and the peers (peers.py: ONNX Runtime, JAX, numpy) one after the other,
-# each on one thread pinned to the same CPU, then prints the markdown tables (table.py) and
-# redraws chart.png (chart.py). Not part of CI.
+# The peer comparison of issue 3 in one command: builds dropmax's driver (examples/peers.rs) twice,
+# as a user gets it (no RUSTFLAGS: the kernels pick their instruction set at run time) and with
+# RUSTFLAGS="-C target-cpu=native", runs the two builds alternately (--rounds times each, the
+# best of the rounds kept per case), then the peers (peers.py: ONNX Runtime, JAX, numpy), each on
+# one thread pinned to the same CPU; prints the markdown tables (table.py: the default build's
+# figures, the native build's beside them and their ratio per case) and redraws chart.png
+# (chart.py). Not part of CI.
 #
-#   bash benches/peers/run.sh              # dropmax built with RUSTFLAGS="-C target-cpu=native"
-#   bash benches/peers/run.sh --baseline   # dropmax built without RUSTFLAGS (the default build: the
-#                                          # kernels pick AVX2 at run time; SSE2 before 2026-12-07)
+#   bash benches/peers/run.sh
 #
-# Options: --reps N (at least N timed calls per function, and at least 0.2 s; default 20),
-# --cpu N (pin to CPU N with taskset; default the last CPU), --no-pin, --no-chart,
+# Options: --rounds N (runs of each build, alternating; default 3), --reps N (at least N timed
+# calls per function, and at least 0.2 s; default 20), --cpu N (pin to CPU N with taskset; default
+# the last CPU), --no-pin, --no-peers (dropmax only; the peers' rows stay empty), --no-chart,
 # --huge-pages (see below). The first run creates the Python environment benches/peers/.venv
 # from requirements.txt (PyPI; needs python3 with venv).
 #
@@ -19,37 +21,37 @@
 # sides run on the same pages, the peers run with NUMPY_MADVISE_HUGEPAGE=0; --huge-pages leaves
 # numpy's default (the peers as numpy users run them; the pages then differ between the sides).
 # Each result records its process's AnonHugePages.
-# Outputs: benches/peers/results/{native,baseline}[-huge-pages]/ (dropmax.json, peers.json,
-# meta.json, table.md) and, for the native build on 4 KiB pages, benches/peers/chart.png.
+# Outputs: benches/peers/results/{small,huge}-pages/: dropmax-{default,native}-ROUND.json (each
+# run), dropmax.json (both builds, best of the rounds), peers.json, meta.json, table.md; and, on
+# 4 KiB pages with the peers, benches/peers/chart.png.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 
-build=native
+rounds=3
 reps=20
 cpu=$(( $(nproc) - 1 ))
 pin=1
+peers=1
 chart=1
 pages=small
 command="bash benches/peers/run.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
     case "$1" in
-        --baseline) build=baseline ;;
-        --native) build=native ;;
+        --rounds) rounds="$2"; shift ;;
         --reps) reps="$2"; shift ;;
         --cpu) cpu="$2"; shift ;;
         --no-pin) pin=0 ;;
+        --no-peers) peers=0 ;;
         --no-chart) chart=0 ;;
         --huge-pages) pages=huge ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
-case "$build" in
-    native) rustflags="-C target-cpu=native" ;;
-    baseline) rustflags="" ;;
-esac
+builds=(default native)
+flags_of() { [ "$1" = native ] && echo "-C target-cpu=native" || true; }
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -62,15 +64,17 @@ if [ ! -x "$PY" ]; then
     "$PY" -m pip install --quiet -r "$HERE/requirements.txt"
 fi
 
-# dropmax's driver, in its own target directory so that the flags never mix with other builds.
-say "building examples/peers.rs (RUSTFLAGS=\"$rustflags\")"
-(cd "$ROOT" && RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$ROOT/target/peers-$build" \
-    cargo build --quiet --release --example peers)
-driver="$ROOT/target/peers-$build/release/examples/peers"
+# dropmax's driver, once per build, each in its own target directory so that the flags never mix
+# with other builds.
+for b in "${builds[@]}"; do
+    say "building examples/peers.rs, $b build (RUSTFLAGS=\"$(flags_of "$b")\")"
+    (cd "$ROOT" && RUSTFLAGS="$(flags_of "$b")" CARGO_TARGET_DIR="$ROOT/target/peers-$b" \
+        cargo build --quiet --release --example peers)
+done
 
-out="$HERE/results/$build"
-[ "$pages" = small ] || out="$out-huge-pages"
+out="$HERE/results/$pages-pages"
 mkdir -p "$out"
+rm -f "$out"/dropmax-*.json
 runner=()
 if [ "$pin" = 1 ] && command -v taskset >/dev/null; then
     runner=(taskset -c "$cpu")
@@ -90,10 +94,21 @@ pages_note="$pages_note; THP mode: $thp"
 
 load_before="$(uptime | sed 's/.*load average: //')"
 say "load average before: $load_before"
-say "dropmax (at least $reps calls and 0.2 s per function)"
-"${runner[@]}" "$driver" "$reps" > "$out/dropmax.json"
-say "peers (the same)"
-"${runner[@]}" "$PY" "$HERE/peers.py" --sweep --reps "$reps" --out "$out/peers.json"
+say "dropmax, $rounds rounds of: ${builds[*]} (at least $reps calls and 0.2 s per function)"
+for round in $(seq "$rounds"); do
+    for b in "${builds[@]}"; do
+        say "  round $round, $b build"
+        "${runner[@]}" "$ROOT/target/peers-$b/release/examples/peers" "$reps" \
+            > "$out/dropmax-$b-$round.json"
+    done
+done
+"$PY" "$HERE/table.py" --merge "$out" "${builds[@]}" > "$out/dropmax.json"
+if [ "$peers" = 1 ]; then
+    say "peers (the same)"
+    "${runner[@]}" "$PY" "$HERE/peers.py" --sweep --reps "$reps" --out "$out/peers.json"
+else
+    rm -f "$out/peers.json"
+fi
 load_after="$(uptime | sed 's/.*load average: //')"
 say "load average after: $load_after"
 
@@ -108,21 +123,26 @@ cpu_info="$cpu_info, $(nproc) CPUs, L2 $(field 'L2 cache'), L3 $(field 'L3 cache
 COMMAND="$command" DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" COMMIT="$commit" CPU="$cpu_info" \
 LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" \
 PIN="$([ "$pin" = 1 ] && echo "$cpu" || echo no)" \
-RUSTC="$(rustc --version)" RUSTFLAGS_USED="$rustflags" REPS="$reps" PAGES="$pages_note" \
+RUSTC="$(rustc --version)" ROUNDS="$rounds" REPS="$reps" PAGES="$pages_note" \
 "$PY" - "$out/meta.json" <<'EOF'
 import json, os, sys
 e = os.environ
 meta = {"command": e["COMMAND"], "date": e["DATE"], "commit": e["COMMIT"], "cpu": e["CPU"],
         "load_before": e["LOAD_BEFORE"], "load_after": e["LOAD_AFTER"], "pin": e["PIN"],
-        "rustc": e["RUSTC"], "rustflags": e["RUSTFLAGS_USED"] or "(none: default build, run-time dispatch)",
+        "rustc": e["RUSTC"],
+        "builds": "default (no RUSTFLAGS: run-time dispatch) and native (-C target-cpu=native), "
+                  f"alternating, {e['ROUNDS']} runs each, best of the runs per case",
         "reps": int(e["REPS"]), "pages": e["PAGES"]}
 with open(sys.argv[1], "w") as f:
     json.dump(meta, f, indent=1)
     f.write("\n")
 EOF
 
-"$PY" "$HERE/table.py" "$out/dropmax.json" "$out/peers.json" "$out/meta.json" | tee "$out/table.md"
-if [ "$chart" = 1 ] && [ "$build" = native ] && [ "$pages" = small ]; then
+peers_json=()
+[ -f "$out/peers.json" ] && peers_json=("$out/peers.json")
+"$PY" "$HERE/table.py" "$out/dropmax.json" "${peers_json[@]}" --meta "$out/meta.json" \
+    | tee "$out/table.md"
+if [ "$chart" = 1 ] && [ "$peers" = 1 ] && [ "$pages" = small ]; then
     "$PY" "$HERE/chart.py" "$out/dropmax.json" "$out/peers.json" "$out/meta.json" \
         -o "$HERE/chart.png"
     say "wrote $HERE/chart.png"

@@ -1,14 +1,25 @@
 #!/usr/bin/env python3
-"""Prints the markdown tables of the peer comparison (issue 3's targets 1-5) from the JSON of
-examples/peers.rs (dropmax) and peers.py (the peers), plus the run's machine info.
+"""Prints the markdown tables of the peer comparison (issue 3's targets 1-5, issue 16's default
+build against the native one) from the JSON of examples/peers.rs (dropmax, both builds) and
+peers.py (the peers), plus the run's machine info.
 
-Usage: table.py DROPMAX.json PEERS.json [META.json]
+Usage: table.py DROPMAX.json [PEERS.json] [--meta META.json]
+       table.py --merge DIR default native   (prints DROPMAX.json from DIR/dropmax-BUILD-N.json)
 
+In DROPMAX.json the default build's results have impl "dropmax" (the build a user gets: it is
+the one compared with the peers) and the native build's "dropmax-native". Merging keeps, per
+case, the minimum over the runs of the minimum time, and the median of the runs' medians.
 All ratios use the minimum (best-of-N) times; medians are shown in the measurement table.
 """
 
+import glob
 import json
+import os
+import statistics
 import sys
+
+# Issue 16: the default build within 5 % of the native one on every case.
+DEFAULT_OVER_NATIVE = 1.05
 
 TABLE_SHAPES = [(256, 1024), (8192, 1024)]
 CLIFF_COLS = [64, 128, 4096, 16384]  # target 5, against 1024
@@ -75,11 +86,73 @@ def verdict(v, limit, at_most=True):
     return "yes" if ok else "**no**"
 
 
+def merge(folder, builds):
+    """One DROPMAX.json from the runs of each build in `folder`."""
+    out = {"impl": "dropmax", "builds": {}, "results": []}
+    for b in builds:
+        paths = sorted(glob.glob(os.path.join(folder, f"dropmax-{b}-*.json")))
+        if not paths:
+            sys.exit(f"no runs of the {b} build in {folder}")
+        docs = [load(p) for p in paths]
+        out["builds"][b] = {"runs": len(docs), "version": docs[0].get("version"),
+                            "target_features": docs[0].get("target_features", [])}
+        cases = {}
+        for d in docs:
+            for r in d["results"]:
+                cases.setdefault((r["task"], r["rows"], r["cols"]), []).append(r)
+        for (task, rows, cols), rs in cases.items():
+            out["results"].append({
+                "impl": "dropmax" if b == "default" else f"dropmax-{b}",
+                "task": task, "rows": rows, "cols": cols,
+                "calls": min(r["calls"] for r in rs),
+                "min_ns": min(r["min_ns"] for r in rs),
+                "median_ns": statistics.median(r["median_ns"] for r in rs),
+                "huge_pages_kib": max(r.get("huge_pages_kib", 0) for r in rs),
+                "runs": len(rs)})
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+def default_vs_native(res, w):
+    """Issue 16's table: every dropmax case, default build against native."""
+    keys = sorted(((t, r, c) for (i, t, r, c) in res.by_key
+                   if i == "dropmax" and t != "copy" and ("dropmax-native", t, r, c) in res.by_key),
+                  key=lambda k: (k[0], k[2], k[1]))
+    if not keys:
+        return
+    w("\n### Default build against `-C target-cpu=native` (ns per element, best of the runs)\n")
+    w(f"Target (issue 16): default / native <= {DEFAULT_OVER_NATIVE} on every case.\n")
+    w("| task | rows x cols | default | native | default / native | met |")
+    w("|---|---|---:|---:|---:|---|")
+    worst, misses = 0.0, 0
+    for t, r, c in keys:
+        d, n = res.get("dropmax", t, r, c), res.get("dropmax-native", t, r, c)
+        q = ratio(d, n)
+        if q is not None:
+            worst = max(worst, q)
+            misses += q > DEFAULT_OVER_NATIVE
+        w(f"| {t} | {r} x {c} | {fmt(d)} | {fmt(n)} | {fmt(q, 3)} "
+          f"| {verdict(q, DEFAULT_OVER_NATIVE)} |")
+    ratios = [ratio(res.get("dropmax", *k), res.get("dropmax-native", *k)) for k in keys]
+    ratios = [q for q in ratios if q is not None]
+    w(f"\n{len(keys)} cases: median ratio {statistics.median(ratios):.3f}, worst {worst:.3f}, "
+      f"{misses} above {DEFAULT_OVER_NATIVE}.")
+
+
 def main():
-    if len(sys.argv) not in (3, 4):
+    args = sys.argv[1:]
+    if args[:1] == ["--merge"] and len(args) >= 3:
+        merge(args[1], args[2:])
+        return
+    meta = {}
+    if "--meta" in args:
+        i = args.index("--meta")
+        meta = load(args[i + 1])
+        del args[i:i + 2]
+    if len(args) not in (1, 2):
         sys.exit(__doc__)
-    dm, peers = load(sys.argv[1]), load(sys.argv[2])
-    meta = load(sys.argv[3]) if len(sys.argv) == 4 else {}
+    dm = load(args[0])
+    peers = load(args[1]) if len(args) == 2 else {"results": []}
     res = Results(dm, peers)
     shapes = " | ".join(f"{r} x {c}" for r, c in TABLE_SHAPES)
     out = []
@@ -93,6 +166,11 @@ def main():
         ("dropmax train p=0.1, no mask", "dropmax", "train_full"),
         ("dropmax eval, causal", "dropmax", "eval_causal"),
         ("dropmax train p=0.1, causal", "dropmax", "train_causal"),
+        ("the same four, `-C target-cpu=native` build:", None, None),
+        ("dropmax eval, no mask (native)", "dropmax-native", "eval_full"),
+        ("dropmax train p=0.1, no mask (native)", "dropmax-native", "train_full"),
+        ("dropmax eval, causal (native)", "dropmax-native", "eval_causal"),
+        ("dropmax train p=0.1, causal (native)", "dropmax-native", "train_causal"),
         ("ONNX Runtime softmax alone (no mask, no dropout)", "ort", "softmax"),
         ("ONNX Runtime whole task (Mul, Where, Softmax, Dropout)", "ort", "train_causal"),
         ("JAX whole task, jitted (threefry)", "jax", "train_causal"),
@@ -101,6 +179,9 @@ def main():
         ("copy, numpy `np.copyto`", "numpy", "copy"),
     ]
     for label, impl, task in rows:
+        if impl is None:
+            w(f"| *{label}* |" + " |" * len(TABLE_SHAPES))
+            continue
         cells = []
         for r, c in TABLE_SHAPES:
             lo, med = res.get(impl, task, r, c), res.get(impl, task, r, c, "median_ns")
@@ -146,7 +227,8 @@ def main():
         vals = both(f)
         cells = " | ".join(fmt(v, 2) for v in vals)
         verdicts = [verdict(v, limit, at_most) for v, s in zip(vals, TABLE_SHAPES) if s in judged]
-        met = "-" if not verdicts else ("yes" if all(v == "yes" for v in verdicts) else "**no**")
+        met = ("-" if all(v == "-" for v in verdicts)
+               else "yes" if all(v == "yes" for v in verdicts) else "**no**")
         w(f"| {num} | {label} | {cells} | {target} | {met} |")
 
     # Target 5 and the sweep.
@@ -177,6 +259,8 @@ def main():
             w(f"| {label} | " + " | ".join(fmt(v, 2) for v in vals)
               + f" | {fmt(worst, 2)} | {verdict(worst, 2.0)} |")
 
+    default_vs_native(res, w)
+
     # Machine and flags.
     v = peers.get("versions", {})
     w("\n### Run\n")
@@ -190,7 +274,10 @@ def main():
         ("pinned to CPU", meta.get("pin")),
         ("rustc", meta.get("rustc")),
         ("RUSTFLAGS", f"`{meta.get('rustflags')}`" if "rustflags" in meta else None),
-        ("dropmax build target features", ", ".join(dm.get("target_features", []))),
+        ("dropmax builds", meta.get("builds")),
+        ("dropmax build target features", "; ".join(
+            f"{b}: {', '.join(v.get('target_features', []))}"
+            for b, v in dm.get("builds", {}).items()) or ", ".join(dm.get("target_features", []))),
         ("timing", f"3 warm-up calls, then at least {meta.get('reps', '?')} timed calls and 0.2 s "
          f"per function, each call timed alone ({calls_range(dm, peers)} calls)"),
         ("pages", meta.get("pages")),
