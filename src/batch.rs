@@ -262,6 +262,9 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
     ) -> Result<(), Error> {
         let (p, stats) = split(probs);
         self.validate(&[p.len(), dy.len(), dx.len()], stats.map(<[_]>::len))?;
+        if self.shape.row_stride == self.shape.k_len && self.shape.k_len > 0 {
+            return self.backward_blocks(first_row, p, stats, dy, dx);
+        }
         let mut r = 0;
         for b in 0..self.shape.batch {
             for _ in 0..self.shape.heads {
@@ -379,6 +382,43 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
                     xb,
                     yb,
                     sb,
+                )?;
+                r += q;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`SoftmaxDropout::backward_rows`] per dense `(b, h)` block, as
+    /// [`forward_blocks`](Self::forward_blocks) numbers and masks its rows: the same results bit
+    /// for bit as the row-by-row loop.
+    fn backward_blocks(
+        &self,
+        first_row: u64,
+        p: &[f32],
+        stats: Option<&[RowStats]>,
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> Result<(), Error> {
+        let (q, k) = (self.shape.q_len, self.shape.k_len);
+        let mut r = 0;
+        for b in 0..self.shape.batch {
+            for _ in 0..self.shape.heads {
+                let at = r * k..(r + q) * k;
+                let pb = p.get(at.clone()).ok_or(UNREACHABLE)?;
+                let probs = match stats {
+                    Some(s) => MatrixProbabilities::Recompute {
+                        logits: pb,
+                        stats: s.get(r..r + q).ok_or(UNREACHABLE)?,
+                    },
+                    None => MatrixProbabilities::Saved(pb),
+                };
+                self.op.with_mask(self.mask(b, 0)).backward_rows(
+                    first_row.wrapping_add(r as u64),
+                    k,
+                    probs,
+                    dy.get(at.clone()).ok_or(UNREACHABLE)?,
+                    dx.get_mut(at).ok_or(UNREACHABLE)?,
                 )?;
                 r += q;
             }

@@ -5,8 +5,8 @@ use core::marker::PhantomData;
 use crate::dropout::{Dropout, DropoutKey};
 use crate::error::Error;
 use crate::kernel::{
-    Best, Finish, Probabilities, RowKernel, RowStats, Scores, backward_row, dropout_row,
-    forward_matrix, forward_row,
+    Best, Finish, Probabilities, RowKernel, RowStats, Scores, backward_matrix, backward_row,
+    dropout_row, forward_matrix, forward_row,
 };
 use crate::kernel::{chunk_stats as kernel_chunk_stats, forward_chunk as kernel_forward_chunk};
 use crate::mask::Mask;
@@ -374,28 +374,17 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
                 found: s.len(),
             });
         }
-        let c = cols.max(1);
-        let rows_iter = dx
-            .chunks_exact_mut(c)
-            .zip(dy.chunks_exact(c))
-            .zip(p.chunks_exact(c))
-            .take(rows);
-        for (i, ((dxr, dyr), pr)) in rows_iter.enumerate() {
-            let probs = match stats.and_then(|s| s.get(i)) {
-                Some(&stats) => Probabilities::Recompute { logits: pr, stats },
-                None => Probabilities::Saved(pr),
-            };
-            let row = first_row.wrapping_add(i as u64);
-            backward_row::<K>(
-                &self.scores(),
-                self.finish(),
-                self.mask.span(i, cols),
-                row,
-                probs,
-                dyr,
-                dxr,
-            );
-        }
+        backward_matrix::<K>(
+            &self.scores(),
+            self.finish(),
+            |i| self.mask.span(i, cols),
+            first_row,
+            cols,
+            p,
+            stats,
+            dy,
+            dx,
+        );
         Ok(())
     }
 

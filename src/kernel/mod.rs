@@ -1099,6 +1099,40 @@ fn backward_row_on<K: sealed::Passes>(
     }
 }
 
+/// The rows `dx.chunks_mut(cols)` of a matrix's backward, row `i` with band `span(i)` and id
+/// `first_row + i` (wrapping), each exactly as [`backward_row_on`] computes it: `p` holds the
+/// saved `P` rows, or the logits rows when `stats` (one per row) asks to recompute `P`. `p`,
+/// `dy` and `dx` hold the same whole number of rows (`stats` at least that many entries); one
+/// dispatch for the whole matrix.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_matrix_on<K: sealed::Passes>(
+    sc: &Scores<'_>,
+    finish: Finish,
+    span: impl Fn(usize) -> (usize, usize),
+    first_row: u64,
+    cols: usize,
+    p: &[f32],
+    stats: Option<&[RowStats]>,
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    let c = cols.max(1);
+    let rows = dx
+        .chunks_exact_mut(c)
+        .zip(dy.chunks_exact(c))
+        .zip(p.chunks_exact(c));
+    for (i, ((dxr, dyr), pr)) in rows.enumerate() {
+        let probs = match stats.map(|s| s.get(i)) {
+            None => Probabilities::Saved(pr),
+            Some(Some(&stats)) => Probabilities::Recompute { logits: pr, stats },
+            Some(None) => return,
+        };
+        let row = first_row.wrapping_add(i as u64);
+        backward_row_on::<K>(sc, finish, span(i), row, probs, dyr, dxr);
+    }
+}
+
 /// `dx[lo..hi] = P` recomputed from the logits and the forward's statistics, special rows as in
 /// the forward (a NaN row is NaN, an empty row 0, a `+inf` row shares `1/k`).
 #[inline(always)]
@@ -1440,6 +1474,61 @@ mod entry {
         })
     }
 
+    /// [`backward_matrix_on`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_matrix<K: Dispatch>(
+        sc: &Scores<'_>,
+        finish: Finish,
+        span: impl Fn(usize) -> (usize, usize),
+        first_row: u64,
+        cols: usize,
+        p: &[f32],
+        stats: Option<&[RowStats]>,
+        dy: &[f32],
+        dx: &mut [f32],
+    ) {
+        struct Call<'a, S> {
+            sc: &'a Scores<'a>,
+            finish: Finish,
+            span: S,
+            first_row: u64,
+            cols: usize,
+            p: &'a [f32],
+            stats: Option<&'a [RowStats]>,
+            dy: &'a [f32],
+            dx: &'a mut [f32],
+        }
+        impl<S: Fn(usize) -> (usize, usize)> Job for Call<'_, S> {
+            type Out = ();
+            #[inline(always)]
+            fn run<P: Passes>(self) {
+                let Call {
+                    sc,
+                    finish,
+                    span,
+                    first_row,
+                    cols,
+                    p,
+                    stats,
+                    dy,
+                    dx,
+                } = self;
+                backward_matrix_on::<P>(sc, finish, span, first_row, cols, p, stats, dy, dx);
+            }
+        }
+        K::dispatch(Call {
+            sc,
+            finish,
+            span,
+            first_row,
+            cols,
+            p,
+            stats,
+            dy,
+            dx,
+        })
+    }
+
     /// [`chunk_stats_on`].
     pub(crate) fn chunk_stats<K: Dispatch>(
         sc: &Scores<'_>,
@@ -1571,5 +1660,6 @@ mod entry {
     }
 }
 pub(crate) use entry::{
-    backward_row, chunk_stats, dropout_row, forward_chunk, forward_matrix, forward_row, mask_bits,
+    backward_matrix, backward_row, chunk_stats, dropout_row, forward_chunk, forward_matrix,
+    forward_row, mask_bits,
 };
