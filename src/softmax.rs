@@ -271,7 +271,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         stats: Option<&mut [RowStats]>,
     ) {
         let mut stats = stats.map(|s| s.iter_mut());
-        forward_matrix::<K>(
+        forward_matrix::<K, _, _>(
             &self.scores(),
             self.finish(),
             |i| self.mask.span(i, cols),
@@ -374,7 +374,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
                 found: s.len(),
             });
         }
-        backward_matrix::<K>(
+        backward_matrix::<K, _>(
             &self.scores(),
             self.finish(),
             |i| self.mask.span(i, cols),
@@ -526,7 +526,7 @@ impl Dropout {
         if out.len() > MAX_MASK_BYTES {
             return Err(Error::RowTooLong);
         }
-        crate::kernel::mask_bits(self, key, row, out);
+        crate::kernel::mask_bits::<Best>(self, key, row, out);
         Ok(())
     }
 

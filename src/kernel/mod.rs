@@ -1329,66 +1329,59 @@ fn dropout_row_on<K: sealed::Passes>(
     K::finish(values, 0, n, dropout.rescale(), plan.as_ref());
 }
 
+/// Declares the entry points into the kernels. Each `fn name<'a, G..>(args) -> Out = on;`
+/// becomes `pub(crate) fn name<'a, K: Dispatch, G..>(args) -> Out`, which packs its arguments
+/// into a [`Job`](sealed::Job) whose `run::<P>` is `on::<P>(args)`, and has table `K` dispatch
+/// it: the job then runs whole (driver and microkernels) on the table's instruction set. The
+/// doc of each entry is that of its `on` function. Bounds on the `G..` go in `where [..]`.
+macro_rules! entries {
+    ($(
+        $(#[$attr:meta])*
+        fn $name:ident<'a $(, $g:ident)*>($($arg:ident: $ty:ty),* $(,)?) -> $out:ty = $on:ident
+            $(where [$($w:tt)*])?;
+    )*) => {$(
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn $name<'a, K: Dispatch $(, $g)*>($($arg: $ty),*) -> $out
+        $(where $($w)*)?
+        {
+            struct Call<'a $(, $g)*> {
+                $($arg: $ty),*
+            }
+            impl<'a $(, $g)*> Job for Call<'a $(, $g)*>
+            $(where $($w)*)?
+            {
+                type Out = $out;
+                #[inline(always)]
+                fn run<P: Passes>(self) -> $out {
+                    let Call { $($arg),* } = self;
+                    $on::<P>($($arg),*)
+                }
+            }
+            K::dispatch(Call { $($arg),* })
+        }
+    )*};
+}
+
 /// The crate's entry points into the kernels: each wraps its call in a [`sealed::Job`] that the
 /// variant `K` runs with its table's passes ([`Best`]: the table chosen at run time).
 mod entry {
     use super::sealed::{Dispatch, Job, Passes};
     use super::*;
 
-    /// [`forward_row_on`] (the doc of each entry is that of its `_on` function).
-    pub(crate) fn forward_row<K: Dispatch>(
-        sc: &Scores<'_>,
-        finish: Finish,
-        span: (usize, usize),
-        row: u64,
-        src: Option<&[f32]>,
-        dst: &mut [f32],
-    ) -> RowStats {
-        struct Call<'a> {
+    entries! {
+        /// [`forward_row_on`].
+        fn forward_row<'a>(
             sc: &'a Scores<'a>,
             finish: Finish,
             span: (usize, usize),
             row: u64,
             src: Option<&'a [f32]>,
             dst: &'a mut [f32],
-        }
-        impl Job for Call<'_> {
-            type Out = RowStats;
-            #[inline(always)]
-            fn run<P: Passes>(self) -> RowStats {
-                forward_row_on::<P>(
-                    self.sc,
-                    self.finish,
-                    self.span,
-                    self.row,
-                    self.src,
-                    self.dst,
-                )
-            }
-        }
-        K::dispatch(Call {
-            sc,
-            finish,
-            span,
-            row,
-            src,
-            dst,
-        })
-    }
+        ) -> RowStats = forward_row_on;
 
-    /// [`forward_matrix_on`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn forward_matrix<K: Dispatch>(
-        sc: &Scores<'_>,
-        finish: Finish,
-        span: impl Fn(usize) -> (usize, usize),
-        first_row: u64,
-        cols: usize,
-        x: Option<&[f32]>,
-        y: &mut [f32],
-        record: impl FnMut(RowStats),
-    ) {
-        struct Call<'a, S, R> {
+        /// [`forward_matrix_on`].
+        fn forward_matrix<'a, S, R>(
             sc: &'a Scores<'a>,
             finish: Finish,
             span: S,
@@ -1397,48 +1390,11 @@ mod entry {
             x: Option<&'a [f32]>,
             y: &'a mut [f32],
             record: R,
-        }
-        impl<S: Fn(usize) -> (usize, usize), R: FnMut(RowStats)> Job for Call<'_, S, R> {
-            type Out = ();
-            #[inline(always)]
-            fn run<P: Passes>(self) {
-                let Call {
-                    sc,
-                    finish,
-                    span,
-                    first_row,
-                    cols,
-                    x,
-                    y,
-                    record,
-                } = self;
-                forward_matrix_on::<P>(sc, finish, span, first_row, cols, x, y, record);
-            }
-        }
-        K::dispatch(Call {
-            sc,
-            finish,
-            span,
-            first_row,
-            cols,
-            x,
-            y,
-            record,
-        })
-    }
+        ) -> () = forward_matrix_on
+            where [S: Fn(usize) -> (usize, usize), R: FnMut(RowStats)];
 
-    /// [`backward_row_on`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn backward_row<K: Dispatch>(
-        sc: &Scores<'_>,
-        finish: Finish,
-        span: (usize, usize),
-        row: u64,
-        probs: Probabilities<'_>,
-        dy: &[f32],
-        dx: &mut [f32],
-    ) {
-        struct Call<'a> {
+        /// [`backward_row_on`].
+        fn backward_row<'a>(
             sc: &'a Scores<'a>,
             finish: Finish,
             span: (usize, usize),
@@ -1446,48 +1402,10 @@ mod entry {
             probs: Probabilities<'a>,
             dy: &'a [f32],
             dx: &'a mut [f32],
-        }
-        impl Job for Call<'_> {
-            type Out = ();
-            #[inline(always)]
-            fn run<P: Passes>(self) {
-                let Call {
-                    sc,
-                    finish,
-                    span,
-                    row,
-                    probs,
-                    dy,
-                    dx,
-                } = self;
-                backward_row_on::<P>(sc, finish, span, row, probs, dy, dx);
-            }
-        }
-        K::dispatch(Call {
-            sc,
-            finish,
-            span,
-            row,
-            probs,
-            dy,
-            dx,
-        })
-    }
+        ) -> () = backward_row_on;
 
-    /// [`backward_matrix_on`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn backward_matrix<K: Dispatch>(
-        sc: &Scores<'_>,
-        finish: Finish,
-        span: impl Fn(usize) -> (usize, usize),
-        first_row: u64,
-        cols: usize,
-        p: &[f32],
-        stats: Option<&[RowStats]>,
-        dy: &[f32],
-        dx: &mut [f32],
-    ) {
-        struct Call<'a, S> {
+        /// [`backward_matrix_on`].
+        fn backward_matrix<'a, S>(
             sc: &'a Scores<'a>,
             finish: Finish,
             span: S,
@@ -1497,79 +1415,19 @@ mod entry {
             stats: Option<&'a [RowStats]>,
             dy: &'a [f32],
             dx: &'a mut [f32],
-        }
-        impl<S: Fn(usize) -> (usize, usize)> Job for Call<'_, S> {
-            type Out = ();
-            #[inline(always)]
-            fn run<P: Passes>(self) {
-                let Call {
-                    sc,
-                    finish,
-                    span,
-                    first_row,
-                    cols,
-                    p,
-                    stats,
-                    dy,
-                    dx,
-                } = self;
-                backward_matrix_on::<P>(sc, finish, span, first_row, cols, p, stats, dy, dx);
-            }
-        }
-        K::dispatch(Call {
-            sc,
-            finish,
-            span,
-            first_row,
-            cols,
-            p,
-            stats,
-            dy,
-            dx,
-        })
-    }
+        ) -> () = backward_matrix_on
+            where [S: Fn(usize) -> (usize, usize)];
 
-    /// [`chunk_stats_on`].
-    pub(crate) fn chunk_stats<K: Dispatch>(
-        sc: &Scores<'_>,
-        span: (usize, usize),
-        x: &[f32],
-        scratch: &mut [f32],
-    ) -> RowStats {
-        struct Call<'a> {
+        /// [`chunk_stats_on`].
+        fn chunk_stats<'a>(
             sc: &'a Scores<'a>,
             span: (usize, usize),
             x: &'a [f32],
             scratch: &'a mut [f32],
-        }
-        impl Job for Call<'_> {
-            type Out = RowStats;
-            #[inline(always)]
-            fn run<P: Passes>(self) -> RowStats {
-                chunk_stats_on::<P>(self.sc, self.span, self.x, self.scratch)
-            }
-        }
-        K::dispatch(Call {
-            sc,
-            span,
-            x,
-            scratch,
-        })
-    }
+        ) -> RowStats = chunk_stats_on;
 
-    /// [`forward_chunk_on`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn forward_chunk<K: Dispatch>(
-        sc: &Scores<'_>,
-        finish: Finish,
-        span: (usize, usize),
-        row: u64,
-        col0: usize,
-        stats: RowStats,
-        x: &[f32],
-        y: &mut [f32],
-    ) {
-        struct Call<'a> {
+        /// [`forward_chunk_on`].
+        fn forward_chunk<'a>(
             sc: &'a Scores<'a>,
             finish: Finish,
             span: (usize, usize),
@@ -1578,85 +1436,23 @@ mod entry {
             stats: RowStats,
             x: &'a [f32],
             y: &'a mut [f32],
-        }
-        impl Job for Call<'_> {
-            type Out = ();
-            #[inline(always)]
-            fn run<P: Passes>(self) {
-                let Call {
-                    sc,
-                    finish,
-                    span,
-                    row,
-                    col0,
-                    stats,
-                    x,
-                    y,
-                } = self;
-                forward_chunk_on::<P>(sc, finish, span, row, col0, stats, x, y);
-            }
-        }
-        K::dispatch(Call {
-            sc,
-            finish,
-            span,
-            row,
-            col0,
-            stats,
-            x,
-            y,
-        })
-    }
+        ) -> () = forward_chunk_on;
 
-    /// [`dropout_row_on`].
-    pub(crate) fn dropout_row<K: Dispatch>(
-        dropout: &Dropout,
-        key: DropoutKey,
-        row: u64,
-        values: &mut [f32],
-    ) {
-        struct Call<'a> {
+        /// [`dropout_row_on`].
+        fn dropout_row<'a>(
             dropout: &'a Dropout,
             key: DropoutKey,
             row: u64,
             values: &'a mut [f32],
-        }
-        impl Job for Call<'_> {
-            type Out = ();
-            #[inline(always)]
-            fn run<P: Passes>(self) {
-                dropout_row_on::<P>(self.dropout, self.key, self.row, self.values);
-            }
-        }
-        K::dispatch(Call {
-            dropout,
-            key,
-            row,
-            values,
-        })
-    }
+        ) -> () = dropout_row_on;
 
-    /// [`mask_bits_on`], on the table [`Best`] chooses.
-    pub(crate) fn mask_bits(dropout: &Dropout, key: DropoutKey, row: u64, out: &mut [u8]) {
-        struct Call<'a> {
+        /// [`mask_bits_on`].
+        fn mask_bits<'a>(
             dropout: &'a Dropout,
             key: DropoutKey,
             row: u64,
             out: &'a mut [u8],
-        }
-        impl Job for Call<'_> {
-            type Out = ();
-            #[inline(always)]
-            fn run<P: Passes>(self) {
-                mask_bits_on::<P>(self.dropout, self.key, self.row, self.out);
-            }
-        }
-        Best::dispatch(Call {
-            dropout,
-            key,
-            row,
-            out,
-        })
+        ) -> () = mask_bits_on;
     }
 }
 pub(crate) use entry::{
