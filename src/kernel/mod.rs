@@ -1118,11 +1118,18 @@ fn backward_matrix_on<K: sealed::Passes>(
     dx: &mut [f32],
 ) {
     let c = cols.max(1);
-    let rows = dx
-        .chunks_exact_mut(c)
-        .zip(dy.chunks_exact(c))
-        .zip(p.chunks_exact(c));
-    for (i, ((dxr, dyr), pr)) in rows.enumerate() {
+    let (mut dx, mut dy, mut p) = (dx, dy, p);
+    // Rows split off one by one, not `chunks_exact`: at opt-level "z" its chunk-size assertion
+    // is not always removed (a panic path). There are at most `len` rows.
+    for i in 0..dx.len() {
+        let (Some((dxr, dx_rest)), Some((dyr, dy_rest)), Some((pr, p_rest))) = (
+            core::mem::take(&mut dx).split_at_mut_checked(c),
+            dy.split_at_checked(c),
+            p.split_at_checked(c),
+        ) else {
+            return;
+        };
+        (dx, dy, p) = (dx_rest, dy_rest, p_rest);
         let probs = match stats.map(|s| s.get(i)) {
             None => Probabilities::Saved(pr),
             Some(Some(&stats)) => Probabilities::Recompute { logits: pr, stats },
