@@ -18,7 +18,7 @@
 //! - Dropout alone, or the mask as bits: [`Dropout::apply`], [`Dropout::mask_bits`].
 //!
 //! No build flags are needed for speed: on x86-64 the kernels pick their instruction set when
-//! first called ([`isa`]).
+//! first called ([`isa`](fn@crate::isa)).
 //!
 //! ```
 //! use dropmax::{Dropout, DropoutKey, Mask, SoftmaxDropout};
@@ -115,7 +115,7 @@
 //! The kernels are written once over a small vector trait and instantiated per instruction-set
 //! table:
 //!
-//! - [`Best`], the default: the table [`isa`] names, chosen at run time from CPUID (cached);
+//! - [`Best`], the default: the table [`isa`](fn@crate::isa) names, chosen at run time from CPUID (cached);
 //!   today [`Avx2`] on x86-64 CPUs with AVX2 and FMA, else the portable [`Wide16`].
 //! - [`Avx2`], [`Avx512`] (x86-64): compiled into every x86-64 build with their own target
 //!   features, whatever the build's; forced with

@@ -340,7 +340,7 @@ pub struct Wide8;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Wide16;
 
-/// The default variant: the table [`isa`](crate::isa) names, chosen at run time:
+/// The default variant: the table [`isa`](fn@crate::isa) names, chosen at run time:
 /// [`Avx2`](crate::Avx2) on x86-64 CPUs with AVX2 and FMA, else [`Wide16`]. No build flags are
 /// needed: every x86-64 build carries the x86-64 tables and picks one when first called.
 #[derive(Clone, Copy, Debug, Default)]

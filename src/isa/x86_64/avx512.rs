@@ -15,7 +15,7 @@ use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
 ///
 /// On a CPU without those features every call through it returns
 /// [`Error::UnsupportedKernel`](crate::Error::UnsupportedKernel). [`Best`](crate::Best) does not
-/// pick it yet (see [`isa`](crate::isa)).
+/// pick it yet (see [`isa`](fn@crate::isa)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Avx512;
 

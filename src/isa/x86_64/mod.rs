@@ -9,12 +9,12 @@
 //! instruction the CPU lacks is ever executed.
 //!
 //! A table's jobs (the crate's calls into the kernels) run whole inside one function compiled
-//! with the table's features ([`table_kernel`]), so that the driver's calls into the
+//! with the table's features (`table_kernel!`), so that the driver's calls into the
 //! microkernels inline as they do in a build for that CPU.
 //!
 //! The `unsafe` of this folder is in three places, each in this file: reading XCR0 during
 //! detection ([`xcr0`]), calling a function compiled with a table's features after the check
-//! ([`checked`]), and calling the intrinsics of a table's vector types ([`intrinsics`]).
+//! (`checked!`), and calling the intrinsics of a table's vector types (`intrinsics!`).
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
