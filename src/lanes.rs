@@ -64,6 +64,9 @@ pub(crate) trait U32s<const N: usize>:
 {
     fn splat(v: u32) -> Self;
     fn from_array(a: [u32; N]) -> Self;
+    /// The lanes, in order (tests only).
+    #[cfg(test)]
+    fn to_array(self) -> [u32; N];
     /// The low and high halves of the 64-bit products, lane by lane.
     fn mul_lo_hi(self, o: Self) -> (Self, Self);
     /// Lanes where `self > o`, both read as `i32` (callers keep values below 2^31).
@@ -150,4 +153,178 @@ pub(crate) fn prefetch_read<T>(a: &T) {
     safe_arch::prefetch_t0(a);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = a;
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    extern crate std;
+    use super::U32s;
+    use crate::philox::philox4x32_10;
+
+    /// A value generator for the tests: splitmix64, so that nothing depends on `U` itself.
+    struct Mix(u64);
+
+    impl Mix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn u32(&mut self) -> u32 {
+            self.next() as u32
+        }
+        fn lanes<const N: usize>(&mut self) -> [u32; N] {
+            core::array::from_fn(|_| self.u32())
+        }
+    }
+
+    /// The words `0..` of the blocks with counters `[first + b, c[0], c[1], c[2]]`, block by
+    /// block (the stream `blocks_in_order` lays out).
+    fn stream(first: u32, c: [u32; 3], key: [u32; 2], words: usize) -> std::vec::Vec<u32> {
+        (0..words.div_ceil(4) as u32)
+            .flat_map(|b| philox4x32_10([first.wrapping_add(b), c[0], c[1], c[2]], key))
+            .take(words)
+            .collect()
+    }
+
+    /// Every `U32s` method of a table against its definition in scalar code (Philox against
+    /// `philox4x32_10`), on counters and row ids that wrap. Each table runs it: the portable
+    /// widths below, the x86-64 tables in their own tests where the CPU has them.
+    pub(crate) fn u32s_contract<const N: usize, U: U32s<N>>() {
+        let mut g = Mix(N as u64);
+        for round in 0..40 {
+            let key = [g.u32(), g.u32()];
+            let (a, b) = (g.lanes::<N>(), g.lanes::<N>());
+            let (ua, ub) = (U::from_array(a), U::from_array(b));
+            assert_eq!(ua.to_array(), a);
+            // Arithmetic, products, comparisons, shifts.
+            let (lo, hi) = ua.mul_lo_hi(ub);
+            for l in 0..N {
+                let p = u64::from(a[l]) * u64::from(b[l]);
+                assert_eq!(lo.to_array()[l], p as u32, "mul_lo_hi low, lane {l}");
+                assert_eq!(
+                    hi.to_array()[l],
+                    (p >> 32) as u32,
+                    "mul_lo_hi high, lane {l}"
+                );
+                let (ia, ib) = (a[l] >> 1, b[l] >> 1); // below 2^31, as callers keep them
+                let gt = U::from_array([ia; N]).gt_mask_i32(U::from_array([ib; N]));
+                assert_eq!(
+                    gt.to_array()[l],
+                    if ia > ib { !0 } else { 0 },
+                    "gt_mask_i32"
+                );
+                let eq = ua.eq_mask(U::from_array(core::array::from_fn(|k| {
+                    if k % 2 == 0 { a[k] } else { b[k] }
+                })));
+                let want = l % 2 == 0 || a[l] == b[l];
+                assert_eq!(eq.to_array()[l], if want { !0 } else { 0 }, "eq_mask");
+                assert_eq!((ua + ub).to_array()[l], a[l].wrapping_add(b[l]));
+                assert_eq!((ua ^ ub).to_array()[l], a[l] ^ b[l]);
+                assert_eq!((ua & ub).to_array()[l], a[l] & b[l]);
+                assert_eq!((ua << 7).to_array()[l], a[l] << 7);
+                assert_eq!((ua >> 9).to_array()[l], a[l] >> 9);
+            }
+            // Bytes: little-endian lanes, bit i for byte i.
+            let bytes: std::vec::Vec<u8> = a.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let t = bytes[round % bytes.len()];
+            let (want_gt, want_eq) = bytes
+                .iter()
+                .enumerate()
+                .fold((0u64, 0u64), |(g, e), (i, &x)| {
+                    (g | u64::from(x > t) << i, e | u64::from(x == t) << i)
+                });
+            assert_eq!(ua.bytes_gt(t), want_gt, "bytes_gt");
+            assert_eq!(ua.bytes_eq(t), want_eq, "bytes_eq");
+            // The 4x4 transpose of each quarter.
+            let w: [[u32; N]; 4] = core::array::from_fn(|_| g.lanes::<N>());
+            let tr = U::transpose_quarters(w.map(U::from_array)).map(U::to_array);
+            for (i, r) in tr.iter().enumerate() {
+                for q in 0..N / 4 {
+                    for k in 0..4 {
+                        assert_eq!(r[4 * q + k], w[k][4 * q + i], "transpose_quarters");
+                    }
+                }
+            }
+            // Philox: lane by lane, in order, twice in order, words 0.
+            let out = U::philox_x1(w.map(U::from_array), key).map(U::to_array);
+            for l in 0..N {
+                let want = philox4x32_10([w[0][l], w[1][l], w[2][l], w[3][l]], key);
+                for (k, o) in out.iter().enumerate() {
+                    assert_eq!(o[l], want[k], "philox_x1, word {k}, lane {l}");
+                }
+            }
+            // Near the top of the counter, so that `first + b` wraps.
+            let first = if round % 3 == 0 {
+                u32::MAX - 2
+            } else {
+                g.u32()
+            };
+            let c = [g.u32(), g.u32(), g.u32()];
+            let want = stream(first, c, key, 8 * N);
+            for regs in 1..=4 {
+                let got = U::blocks_in_order(first, c, key, regs).map(U::to_array);
+                for (i, r) in got.iter().enumerate().take(regs) {
+                    assert_eq!(
+                        r[..],
+                        want[N * i..N * (i + 1)],
+                        "blocks_in_order reg {i}/{regs}"
+                    );
+                }
+            }
+            let (x0, x1) = U::blocks_in_order_x2(first, c, key);
+            let got: std::vec::Vec<u32> = x0.iter().chain(&x1).flat_map(|r| r.to_array()).collect();
+            assert_eq!(got, want, "blocks_in_order_x2");
+            let c0 = g.lanes::<8>();
+            let w0 = U::word0_x8(c0, c, key);
+            let rows: [u64; 8] = core::array::from_fn(|_| g.next());
+            let c1 = g.u32();
+            let w0r = U::word0_x8_rows(c0, c1, rows, key);
+            for l in 0..8 {
+                assert_eq!(
+                    w0[l],
+                    philox4x32_10([c0[l], c[0], c[1], c[2]], key)[0],
+                    "word0_x8"
+                );
+                let r = [rows[l] as u32, (rows[l] >> 32) as u32];
+                let want = philox4x32_10([c0[l], c1, r[0], r[1]], key)[0];
+                assert_eq!(w0r[l], want, "word0_x8_rows");
+            }
+            // Rows ahead: register `e` holds the main-stream bytes of columns
+            // `64 (e % (B / 4)) ..` of row `row + e / (B / 4)`.
+            if U::ROWS_AHEAD {
+                let row = if round % 4 == 0 {
+                    u64::MAX - 3
+                } else {
+                    g.next()
+                };
+                rows_ahead_match::<N, U, 4>(row, key);
+                rows_ahead_match::<N, U, 8>(row, key);
+            }
+        }
+    }
+
+    fn rows_ahead_match<const N: usize, U: U32s<N>, const B: usize>(row: u64, key: [u32; 2]) {
+        let per_row = B / 4;
+        let got = U::rows_ahead::<B>(row, key).map(U::to_array);
+        for (e, r) in got.iter().enumerate() {
+            let id = row.wrapping_add((e / per_row) as u64);
+            let words = stream(0, [0, id as u32, (id >> 32) as u32], key, 16 * per_row);
+            let at = 16 * (e % per_row);
+            assert_eq!(
+                r[..],
+                words[at..at + N.min(16)],
+                "rows_ahead::<{B}> register {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn portable_u32s_keep_their_contract() {
+        u32s_contract::<4, wide::u32x4>();
+        u32s_contract::<8, wide::u32x8>();
+        u32s_contract::<16, wide::u32x16>();
+    }
 }

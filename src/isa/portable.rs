@@ -208,6 +208,10 @@ macro_rules! impl_lanes {
             fn splat(v: u32) -> Self {
                 $u::splat(v)
             }
+            #[cfg(test)]
+            fn to_array(self) -> [u32; $n] {
+                $u::to_array(self)
+            }
             #[inline(always)]
             fn from_array(a: [u32; $n]) -> Self {
                 $u::new(a)

@@ -989,7 +989,7 @@ impl<const N: usize> Prepared<N> {
 impl<const N: usize> Prepared<N> {
     /// The final keep bits of the `32 / B` rows from global id `row`, `B = 4` (columns 0-63 of
     /// 8 rows) or `B = 8` (columns 0-127 of 4 rows), into `ahead_bits` (the row `r` of the batch
-    /// in words `r B / 4 ..`): their main-stream bytes (`philox::avx512::rows_ahead`) compared
+    /// in words `r B / 4 ..`): their main-stream bytes (`U32s::rows_ahead`) compared
     /// with `d_hi`, then the ties (a byte equal to `d_hi`, about 2 in the batch's 512 bytes)
     /// settled together, 8 at a time, by their tie-break words. A row then needs no fix-up after
     /// its stores, where a fix-up per row with ties (one in four rows of 64 columns) waits for a

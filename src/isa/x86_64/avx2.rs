@@ -148,6 +148,12 @@ impl U32s<8> for U32x8 {
     fn splat(v: u32) -> Self {
         Self(intrinsics!(_mm256_set1_epi32(v as i32)))
     }
+    #[cfg(test)]
+    fn to_array(self) -> [u32; 8] {
+        let mut a = [0u32; 8];
+        intrinsics!(_mm256_storeu_si256(a.as_mut_ptr().cast(), self.0));
+        a
+    }
     #[inline(always)]
     fn from_array(a: [u32; 8]) -> Self {
         Self(intrinsics!(_mm256_loadu_si256(a.as_ptr().cast())))
@@ -395,6 +401,11 @@ impl U32s<16> for U32x16 {
     fn splat(v: u32) -> Self {
         Self([U32x8::splat(v); 2])
     }
+    #[cfg(test)]
+    fn to_array(self) -> [u32; 16] {
+        let [lo, hi] = self.0.map(U32s::to_array);
+        core::array::from_fn(|l| if l < 8 { lo[l] } else { hi[l - 8] })
+    }
     #[inline(always)]
     fn from_array(a: [u32; 16]) -> Self {
         let p = a.as_ptr();
@@ -484,6 +495,15 @@ mod tests {
     fn exp_matches_the_steps_and_exp() {
         if super::super::tests::runs("avx2", super::super::has_avx2()) {
             crate::exp::tests::sweep::<16, super::F32x16>();
+        }
+    }
+
+    /// Every `U32s` method against its scalar definition, at both widths of this table.
+    #[test]
+    fn u32s_keep_their_contract() {
+        if super::super::tests::runs("avx2", super::super::has_avx2()) {
+            crate::lanes::tests::u32s_contract::<8, super::U32x8>();
+            crate::lanes::tests::u32s_contract::<16, super::U32x16>();
         }
     }
 }

@@ -181,6 +181,12 @@ impl U32s<16> for U32x16 {
     fn splat(v: u32) -> Self {
         Self(intrinsics!(_mm512_set1_epi32(v as i32)))
     }
+    #[cfg(test)]
+    fn to_array(self) -> [u32; 16] {
+        let mut a = [0u32; 16];
+        intrinsics!(_mm512_storeu_epi32(a.as_mut_ptr().cast(), self.0));
+        a
+    }
     #[inline(always)]
     fn from_array(a: [u32; 16]) -> Self {
         Self(intrinsics!(_mm512_loadu_epi32(a.as_ptr().cast())))
@@ -513,6 +519,15 @@ mod tests {
     fn exp_matches_the_steps_and_exp() {
         if super::super::tests::runs("avx512", super::super::has_avx512()) {
             crate::exp::tests::sweep::<16, super::F32x16>();
+        }
+    }
+
+    /// Every `U32s` method against its scalar definition: the 64-bit-lane Philox (blocks in
+    /// order, rows ahead, words 0), the byte comparisons from mask registers, the transpose.
+    #[test]
+    fn u32s_keep_their_contract() {
+        if super::super::tests::runs("avx512", super::super::has_avx512()) {
+            crate::lanes::tests::u32s_contract::<16, super::U32x16>();
         }
     }
 }
