@@ -13,6 +13,8 @@
 pub(crate) mod x86_64;
 
 pub(crate) mod portable;
+#[cfg(test)]
+mod rows_ahead_probe;
 
 /// An instruction-set table: what [`Best`](crate::Best) runs, and what a kernel type needs from
 /// the CPU.
