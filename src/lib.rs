@@ -12,7 +12,8 @@
 //!   calls, then [`backward_rows`](SoftmaxDropout::backward_rows), which regenerates the mask
 //!   from the key instead of storing it.
 //! - A `[batch, heads, q_len, k_len]` tensor: [`AttentionBatch`]. Masks ([`Mask`]: causal,
-//!   sliding window, padding, per-column) and an additive bias are options of the operation.
+//!   sliding window, padding, per-column), an additive bias and an attention sink
+//!   ([`with_sink`](SoftmaxDropout::with_sink)) are options of the operation.
 //! - Rows too long for one call or one thread: [`chunk_stats`](SoftmaxDropout::chunk_stats),
 //!   [`RowStats::merge`], [`forward_chunk`](SoftmaxDropout::forward_chunk).
 //! - Dropout alone, or the mask as bits: [`Dropout::apply`], [`Dropout::mask_bits`].
@@ -65,6 +66,9 @@
 //! - `+inf` scores (an infinite logit, or a finite one that overflows `s * x`): the limit of the
 //!   softmax, the `k` infinite columns get `1/k` each (then dropout), every other column 0;
 //!   `max = +inf`, `sum = k`;
+//! - with an attention sink ([`SoftmaxDropout::with_sink`]): a row with no finite visible score
+//!   is all zeros with `max = sink`, `sum = 1`; a NaN sink makes the row a NaN row; a `+inf`
+//!   sink counts as one more `+inf` score (so finite scores get 0);
 //! - a non-finite scale, a `p` outside `[0, 1]`, slices of mismatched length: an [`Error`], and
 //!   nothing is written.
 //!

@@ -52,6 +52,7 @@ pub struct SoftmaxDropout<'a, K: RowKernel = Best> {
     mode: Mode,
     mask: Mask<'a>,
     bias: Option<&'a [f32]>,
+    sink: f32,
     kernel: PhantomData<K>,
 }
 
@@ -77,6 +78,7 @@ impl<'a> SoftmaxDropout<'a, Best> {
             mode,
             mask: Mask::none(),
             bias: None,
+            sink: f32::NEG_INFINITY,
             kernel: PhantomData,
         })
     }
@@ -113,6 +115,27 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         }
     }
 
+    /// The same operation with an attention sink (gpt-oss, StreamingLLM): a logit `sink`, in
+    /// the units of the scores `z_j` (after scale and bias), that joins every row's softmax
+    /// without a column of its own:
+    ///
+    /// ```text
+    /// m = max(sink, max_j z_j),   S = exp(sink - m) + sum_j exp(z_j - m),   P_j = exp(z_j - m) / S
+    /// ```
+    ///
+    /// so the row's outputs sum to `1 - exp(sink - m) / S` (before dropout), and the
+    /// [`RowStats`] returned, saved and merged describe the row with its sink. `-inf` (the
+    /// default) is no sink, bit for bit. A row with no finite visible score puts all its
+    /// probability on the sink: zeros, statistics `(sink, 1)`. A NaN sink makes every row a NaN
+    /// row; a `+inf` sink takes all the probability from finite scores (zeros, `(+inf, 1)`) and
+    /// shares it with `+inf` scores as one of them. Of a split row, the chunk at column 0
+    /// carries the sink in its [`chunk_stats`](Self::chunk_stats). The backward pass needs no
+    /// change: with the forward's statistics (or its saved `P`) it gives `dx` of the row with
+    /// its sink. Cost: one `expf` per row; error: the row's bound plus a few ulp in `S`.
+    pub fn with_sink(self, sink: f32) -> Self {
+        Self { sink, ..self }
+    }
+
     /// The same operation run by kernel variant `L`: every variant gives the same masks and values
     /// within the documented bound.
     pub fn with_kernel<L: RowKernel>(self) -> SoftmaxDropout<'a, L> {
@@ -121,6 +144,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             mode,
             mask,
             bias,
+            sink,
             ..
         } = self;
         SoftmaxDropout {
@@ -128,6 +152,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             mode,
             mask,
             bias,
+            sink,
             kernel: PhantomData,
         }
     }
@@ -162,6 +187,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             scale: self.scale,
             bias: self.bias,
             columns: self.mask.columns(),
+            sink: self.sink,
         }
     }
 
@@ -428,7 +454,16 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             });
         }
         let span = self.chunk_span(col0, x.len())?;
-        Ok(kernel_chunk_stats::<K>(&self.scores(), span, x, scratch))
+        let stats = kernel_chunk_stats::<K>(&self.scores(), span, x, scratch);
+        // The sink joins the row once: with the chunk at column 0.
+        Ok(if col0 == 0 && self.sink != f32::NEG_INFINITY {
+            stats.merge(RowStats {
+                max: self.sink,
+                sum: 1.0,
+            })
+        } else {
+            stats
+        })
     }
 
     /// A split row, step 2: finishes the chunk `x` (columns `col0 ..` of row `row`) into `y`

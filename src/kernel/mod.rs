@@ -136,6 +136,9 @@ pub(crate) mod sealed {
         pub scale: f32,
         pub bias: Option<&'a [f32]>,
         pub columns: Columns<'a>,
+        /// The sink logit, a score with no column that joins the row's maximum and sum;
+        /// `-inf` for none.
+        pub sink: f32,
     }
 
     /// A dropout decision plan for one row, for `0 < D < 2^32`.
@@ -471,7 +474,7 @@ fn forward_row_with<K: sealed::Passes>(
     }
     if lo >= hi {
         K::zero(rest);
-        return RowStats::EMPTY;
+        return sink_only(sc.sink);
     }
     let (m, has_nan) = match ahead.unwrap_or_else(|| pass1::<K>(sc, span, src, dst)) {
         Pass1::Plain(m) => {
@@ -480,7 +483,7 @@ fn forward_row_with<K: sealed::Passes>(
                 && let Some(sum) = K::plain_exp_sum(x, sc.scale, m, seg)
             {
                 between();
-                return finish_row::<K>(finish, dst, span, row, m, sum);
+                return finish_row::<K>(finish, dst, span, row, m, sum, sc.sink);
             }
             // A NaN score: the general path finds it.
             let (m, has_nan) = K::scores(sc, src, dst, lo, hi);
@@ -488,6 +491,8 @@ fn forward_row_with<K: sealed::Passes>(
         }
         Pass1::Stored(m, has_nan) => (m, has_nan),
     };
+    // A NaN sink makes the row a NaN row (no plain path runs with one: see `plain_scores`).
+    let has_nan = has_nan || sc.sink.is_nan();
     let (seg, tail) = match dst
         .get_mut(lo..)
         .map(|r| r.split_at_mut((hi - lo).min(r.len())))
@@ -507,10 +512,12 @@ fn forward_row_with<K: sealed::Passes>(
     }
     if m == f32::NEG_INFINITY {
         seg.fill(0.0);
-        return RowStats::EMPTY;
+        return sink_only(sc.sink);
     }
     if m == f32::INFINITY {
-        let k = seg.iter().filter(|&&z| z == f32::INFINITY).count() as f32;
+        // A `+inf` sink shares the probability as one more infinite score.
+        let k = seg.iter().filter(|&&z| z == f32::INFINITY).count() as f32
+            + f32::from(u8::from(sc.sink == f32::INFINITY));
         infinite_row(seg, lo, k, finish, row);
         return RowStats {
             max: f32::INFINITY,
@@ -524,8 +531,8 @@ fn forward_row_with<K: sealed::Passes>(
     let sum = K::exp_sum(seg, m, tail);
     between();
     match prepared {
-        Some((ready, keep)) => finish_prepared_row::<K>(dst, span, m, sum, ready, keep),
-        None => finish_row::<K>(finish, dst, span, row, m, sum),
+        Some((ready, keep)) => finish_prepared_row::<K>(dst, span, m, sum, sc.sink, ready, keep),
+        None => finish_row::<K>(finish, dst, span, row, m, sum, sc.sink),
     }
 }
 
@@ -602,22 +609,25 @@ fn prepare_row<K: sealed::Passes>(
 
 /// [`finish_row`] after [`prepare_row`]: the same result.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn finish_prepared_row<K: sealed::Passes>(
     dst: &mut [f32],
     (lo, hi): (usize, usize),
     m: f32,
     sum: f32,
+    sink: f32,
     (plan, rescale): Ready,
     keep: &mut K::Keep,
 ) -> RowStats {
-    K::finish_prepared(dst, lo, hi, rescale / sum, &plan, keep);
-    RowStats { max: m, sum }
+    let (stats, factor) = join_sink(m, sum, sink, rescale);
+    K::finish_prepared(dst, lo, hi, factor, &plan, keep);
+    stats
 }
 
 /// Whether scores are plain, `z_j = s * x_j` with `s > 0`: see `Passes::plain_max`.
 #[inline(always)]
 fn plain_scores(sc: &Scores<'_>) -> bool {
-    sc.scale > 0.0 && sc.bias.is_none() && matches!(sc.columns, Columns::All)
+    sc.scale > 0.0 && sc.bias.is_none() && matches!(sc.columns, Columns::All) && !sc.sink.is_nan()
 }
 
 /// The rows `x.chunks(cols)` into `y.chunks_mut(cols)` (in place without `x`), row `i` with
@@ -754,8 +764,10 @@ fn rows<K: sealed::Passes, const PREPARE: bool>(
         {
             look_ahead();
             record(match prepared {
-                Some(ready) => finish_prepared_row::<K>(yr, here, m, sum, ready, &mut keep),
-                None => finish_row::<K>(finish, yr, here, row, m, sum),
+                Some(ready) => {
+                    finish_prepared_row::<K>(yr, here, m, sum, sc.sink, ready, &mut keep)
+                }
+                None => finish_row::<K>(finish, yr, here, row, m, sum, sc.sink),
             });
         } else {
             record(forward_row_with::<K>(
@@ -962,7 +974,9 @@ fn prefetch_lines(a: Option<&[f32]>) {
     }
 }
 
-/// Pass 3 of an ordinary row, whose `dst[lo..hi]` holds `exp(z_j - m)` summing to `sum`.
+/// Pass 3 of an ordinary row, whose `dst[lo..hi]` holds `exp(z_j - m)` summing to `sum`, the
+/// sink logit `sink` joining the softmax ([`join_sink`]).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn finish_row<K: sealed::Passes>(
     finish: Finish,
@@ -971,21 +985,72 @@ fn finish_row<K: sealed::Passes>(
     row: u64,
     m: f32,
     sum: f32,
+    sink: f32,
 ) -> RowStats {
-    let (factor, plan) = match finish {
-        Finish::Eval => (1.0 / sum, None),
+    let (rescale, plan) = match finish {
+        Finish::Eval => (1.0, None),
         Finish::Train(d, _) if d.drops_all() => {
             if let Some(seg) = dst.get_mut(lo..hi) {
                 seg.fill(0.0);
             }
-            return RowStats { max: m, sum };
+            return join_sink(m, sum, sink, 0.0).0;
         }
-        // One f32 division, correctly rounded (an f64 one rounded to f32 is the same but for
-        // rare double roundings, and its latency sits between pass 2 and pass 3 of every row).
-        Finish::Train(d, key) => (d.rescale() / sum, DropPlan::new(&d, key, row)),
+        Finish::Train(d, key) => (d.rescale(), DropPlan::new(&d, key, row)),
     };
+    let (stats, factor) = join_sink(m, sum, sink, rescale);
     K::finish(dst, lo, hi, factor, plan.as_ref());
-    RowStats { max: m, sum }
+    stats
+}
+
+/// A row whose visible scores have the finite maximum `m` and `sum = sum_j exp(z_j - m)`, with
+/// the sink logit `sink` (`-inf` for none; never NaN here) joining the softmax: its statistics
+/// `m' = max(m, sink)`, `S' = sum exp(z_j - m') + exp(sink - m')`, and the factor that turns
+/// each `exp(z_j - m)` into its output before dropout, `rescale exp(m - m') / S'`.
+///
+/// Without a sink, `(m, sum)` and `rescale / sum`: one `f32` division, correctly rounded (an
+/// `f64` one rounded to `f32` is the same but for rare double roundings, and its latency sits
+/// between pass 2 and pass 3 of every row). With one, `exp(sink - m)` or `exp(m - sink)` in
+/// `f32` (`libm::expf`, below 1 ulp), one more addition and, where the sink is the maximum, one
+/// more multiplication: a few ulp more in `S'` and the factor, once per row. A `+inf` sink
+/// (above a finite `m`) takes all the probability: `(+inf, 1)` and the factor 0.
+#[inline(always)]
+pub(crate) fn join_sink(m: f32, sum: f32, sink: f32, rescale: f32) -> (RowStats, f32) {
+    if sink == f32::NEG_INFINITY {
+        return (RowStats { max: m, sum }, rescale / sum);
+    }
+    if sink <= m {
+        let sum = sum + libm::expf(sink - m);
+        (RowStats { max: m, sum }, rescale / sum)
+    } else {
+        let c = libm::expf(m - sink);
+        let sum = libm::fmaf(sum, c, 1.0);
+        (
+            RowStats {
+                max: sink + 0.0,
+                sum,
+            },
+            rescale * c / sum,
+        )
+    }
+}
+
+/// The statistics of a row with no finite visible score and the sink `sink`: [`RowStats::EMPTY`]
+/// without one, else all its probability on the sink, `(sink, 1)` (NaN for a NaN sink).
+#[inline(always)]
+fn sink_only(sink: f32) -> RowStats {
+    if sink == f32::NEG_INFINITY {
+        RowStats::EMPTY
+    } else if sink.is_nan() {
+        RowStats {
+            max: f32::NAN,
+            sum: f32::NAN,
+        }
+    } else {
+        RowStats {
+            max: sink + 0.0,
+            sum: 1.0,
+        }
+    }
 }
 
 /// A row whose maximum score is `+inf`: the limit of the softmax as those scores grow, i.e. the

@@ -5,7 +5,7 @@
 //! its full latency per chunk. Rows that do not fill a chunk are finished through a padded
 //! copy, so every lane count runs the same arithmetic on every element.
 
-use super::{DropPlan, Scores};
+use super::{DropPlan, Scores, join_sink};
 use crate::dropout::{GROUP, main_counter};
 use crate::exp::exp_rr2_p5;
 use crate::lanes::{F32s, U32s};
@@ -623,8 +623,14 @@ fn pair_in_registers<const N: usize, V: F32s<N>, const C: usize, K: PairKeep<N>>
     if sum[0].is_nan() || sum[1].is_nan() {
         return None;
     }
+    let (s0, f0) = join_sink(m[0], sum[0], sc.sink, rescale);
+    let (s1, f1) = join_sink(m[1], sum[1], sc.sink, rescale);
+    // A NaN sink: the general path makes the NaN rows.
+    if s0.sum.is_nan() || s1.sum.is_nan() {
+        return None;
+    }
     let bits = keep.bits();
-    let factor = [V::splat(rescale / sum[0]), V::splat(rescale / sum[1])];
+    let factor = [V::splat(f0), V::splat(f1)];
     let mut y = e;
     for k in 0..C {
         for r in 0..2 {
@@ -634,7 +640,7 @@ fn pair_in_registers<const N: usize, V: F32s<N>, const C: usize, K: PairKeep<N>>
     store_short::<N, V, C>(d0, y[0]);
     store_short::<N, V, C>(d1, y[1]);
     keep.fix_up::<V::U>([d0, d1]);
-    Some([(m[0] + 0.0, sum[0]), (m[1] + 0.0, sum[1])])
+    Some([(s0.max + 0.0, s0.sum), (s1.max + 0.0, s1.sum)])
 }
 
 /// The scores of a short row as [`in_registers`] takes them: `C` chunks (the last one ending at
@@ -740,7 +746,12 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
     if sum.is_nan() {
         return None;
     }
-    let factor = V::splat(rescale / sum);
+    let (stats, f) = join_sink(m, sum, sc.sink, rescale);
+    // A NaN sink: the general path makes the NaN row.
+    if stats.sum.is_nan() {
+        return None;
+    }
+    let factor = V::splat(f);
     let bits = mask.as_ref().map_or(u64::MAX, Keep::bits);
     let mut y = e;
     for (k, y) in y.iter_mut().enumerate() {
@@ -752,7 +763,7 @@ fn in_registers<const N: usize, V: F32s<N>, const C: usize>(
     {
         mask.fix_up::<V::U>(plan, dst);
     }
-    Some((m + 0.0, sum))
+    Some((stats.max + 0.0, stats.sum))
 }
 
 /// The scores of a row of exactly `C N` plain scores (see `Passes::plain_max`), `-inf` outside

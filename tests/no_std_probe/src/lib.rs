@@ -256,6 +256,8 @@ pub unsafe extern "C" fn dropmax_probe_softmax(
     } else {
         op.with_bias(bias_s)
     };
+    // Any sink, from the arguments (`-inf`, NaN and `+inf` included).
+    let op = op.with_sink(f32::from_bits((seed >> 32) as u32));
     match kernel {
         0 => run_rows(op, row, cols, x, y, stats, &mut d),
         1 => run_rows(op.with_kernel::<Scalar>(), row, cols, x, y, stats, &mut d),

@@ -1,0 +1,296 @@
+//! Attention sinks (`SoftmaxDropout::with_sink`): the sink logit joins each row's maximum and
+//! sum without a column. Checked on every kernel variant against the exact (`f64`) softmax of
+//! the row's scores with the sink appended, within the rows' documented bound; `-inf` is no sink
+//! bit for bit; the special rows; split rows; the backward pass with the sink's statistics.
+
+mod common;
+
+use common::*;
+use dropmax::{
+    Dropout, DropoutKey, Mask, MatrixProbabilities, RowKernel, RowStats, SoftmaxDropout, keep,
+};
+
+const KEY: DropoutKey = DropoutKey::new(0x5151_5151_0000_0001, 3);
+const SCALE: f32 = 0.5;
+
+/// The operations under test, and whether each has the causal band `0..=n/3 + i` (row `i`):
+/// evaluation, training, training with the band.
+fn ops(n: usize) -> Vec<(SoftmaxDropout<'static>, bool)> {
+    let train = SoftmaxDropout::train(SCALE, Dropout::new(0.1).unwrap(), KEY).unwrap();
+    vec![
+        (SoftmaxDropout::eval(SCALE).unwrap(), false),
+        (train, false),
+        (train.with_mask(Mask::causal(n / 3)), true),
+    ]
+}
+
+/// Within the bound of the exact softmax of `z` with `sink` appended; the kept pattern is
+/// `keep` exactly; masked columns `+0`; the statistics `(m, S)` of the row with its sink.
+fn check_row(
+    what: &str,
+    z: &[f32],
+    sink: f32,
+    y: &[f32],
+    st: RowStats,
+    train: Option<(&Dropout, u64)>,
+) {
+    let mut zs = z.to_vec();
+    zs.push(sink);
+    let (want, m) = oracle(&zs, train.map(|(d, r)| (d, KEY, r)));
+    let s = exact_sum(&zs);
+    let rescale = train.map_or(1.0, |(d, _)| 1.0 / d.keep_probability());
+    assert_eq!(st.max as f64, m, "{what}: max");
+    let rel_s = (st.sum as f64 - s).abs() / s;
+    assert!(rel_s <= 2e-6, "{what}: S = {} against {s}", st.sum);
+    for (j, (&v, &w)) in y.iter().zip(&want).enumerate() {
+        if z[j] == f32::NEG_INFINITY {
+            assert_eq!(v.to_bits(), 0, "{what}: masked column {j} is {v}");
+            continue;
+        }
+        if let Some((d, r)) = train
+            && !keep(d, KEY, r, j as u32)
+        {
+            assert_eq!(v.to_bits(), 0, "{what}: dropped column {j} is {v}");
+            continue;
+        }
+        let b = bound(w, z[j], m, rescale, s, 1e-6);
+        assert!(
+            (v as f64 - w).abs() <= b,
+            "{what}: column {j}: {v} against {w} (bound {b:e})"
+        );
+    }
+}
+
+/// Rows of many lengths, with sinks far below, below, near, above and far above their
+/// maximum: every variant within the bound, one row at a time and as a matrix.
+#[test]
+fn rows_with_a_sink_are_the_softmax_with_the_sink() {
+    let mut r = rng(77);
+    for_each_kernel!(K => {
+        for n in [1usize, 7, 16, 33, 64, 65, 128, 200, 1024, 4100] {
+            let rows = 5;
+            let x = row(&mut r, rows * n, -6.0, 6.0);
+            for (op, causal) in ops(n) {
+                let op = op.with_kernel::<K>();
+                let train = match op.mode() {
+                    dropmax::Mode::Train { dropout, .. } => Some(dropout),
+                    dropmax::Mode::Eval => None,
+                };
+                for dz in [-100.0f32, -2.0, 0.0, 0.3, 3.0, 40.0, 95.0] {
+                    let mut y = vec![f32::NAN; rows * n];
+                    let mut st = vec![RowStats::EMPTY; rows];
+                    // The sink relative to the first row's maximum score.
+                    let m0 = x[..n].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * SCALE;
+                    let sink = m0 + dz;
+                    let op = op.with_sink(sink);
+                    op.forward_rows(11, n, &x, &mut y, Some(&mut st)).unwrap();
+                    for i in 0..rows {
+                        let xr = &x[i * n..(i + 1) * n];
+                        let z: Vec<f32> = xr
+                            .iter()
+                            .enumerate()
+                            .map(|(j, &v)| {
+                                if causal && j > n / 3 + i {
+                                    f32::NEG_INFINITY
+                                } else {
+                                    SCALE * v
+                                }
+                            })
+                            .collect();
+                        let what = format!("{} n={n} row {i} sink {dz:+} causal {causal}", K::NAME);
+                        let row_id = 11 + i as u64;
+                        check_row(&what, &z, sink, &y[i * n..(i + 1) * n], st[i],
+                            train.as_ref().map(|d| (d, row_id)));
+                        // One row alone, out of place and in place: the matrix's row bit for bit.
+                        let one = op.with_mask(match causal {
+                            true => Mask::causal(n / 3 + i),
+                            false => Mask::none(),
+                        });
+                        let mut y1 = vec![f32::NAN; n];
+                        let s1 = one.forward(row_id, xr, &mut y1).unwrap();
+                        assert_eq!(bits(&y1), bits(&y[i * n..(i + 1) * n]), "{what}: forward");
+                        assert_eq!(stats_bits(&[s1]), stats_bits(&[st[i]]), "{what}: stats");
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `-inf` is no sink, bit for bit, on every variant and path.
+#[test]
+fn a_sink_of_minus_infinity_is_no_sink() {
+    let mut r = rng(78);
+    for_each_kernel!(K => {
+        for n in [1usize, 16, 64, 100, 1024] {
+            let x = row(&mut r, 9 * n, -8.0, 8.0);
+            for (op, _) in ops(n) {
+                let op = op.with_kernel::<K>();
+                let mut a = vec![0.0; x.len()];
+                let mut b = vec![0.0; x.len()];
+                let (mut sa, mut sb) = (vec![RowStats::EMPTY; 9], vec![RowStats::EMPTY; 9]);
+                op.forward_rows(0, n, &x, &mut a, Some(&mut sa)).unwrap();
+                op.with_sink(f32::NEG_INFINITY)
+                    .forward_rows(0, n, &x, &mut b, Some(&mut sb))
+                    .unwrap();
+                assert_eq!(bits(&a), bits(&b), "{} n={n}", K::NAME);
+                assert_eq!(stats_bits(&sa), stats_bits(&sb));
+            }
+        }
+    });
+}
+
+/// Special rows: no visible column, only `-inf` scores, a NaN or `+inf` sink, `+inf` scores.
+#[test]
+fn special_rows_with_a_sink() {
+    for_each_kernel!(K => {
+        for n in [3usize, 64, 300] {
+            let eval = SoftmaxDropout::eval(1.0).unwrap().with_kernel::<K>();
+            let x: Vec<f32> = (0..n).map(|j| (j % 7) as f32 - 3.0).collect();
+            let what = |s: &str| format!("{} n={n}: {s}", K::NAME);
+            // All scores -inf: the sink takes everything.
+            let minus = vec![f32::NEG_INFINITY; n];
+            let mut y = vec![f32::NAN; n];
+            let st = eval.with_sink(2.5).forward(0, &minus, &mut y).unwrap();
+            assert!(y.iter().all(|v| v.to_bits() == 0), "{}", what("all -inf"));
+            assert_eq!((st.max, st.sum), (2.5, 1.0), "{}", what("all -inf stats"));
+            // No visible column (a key length of 0): the same.
+            let st = eval
+                .with_mask(Mask::none().with_key_len(0))
+                .with_sink(-1.0)
+                .forward(0, &x, &mut y)
+                .unwrap();
+            assert!(y.iter().all(|v| v.to_bits() == 0), "{}", what("no visible column"));
+            assert_eq!((st.max, st.sum), (-1.0, 1.0), "{}", what("no visible column stats"));
+            // A NaN sink: a NaN row (every finite score NaN, -inf scores 0).
+            let mut xn = x.clone();
+            xn[n / 2] = f32::NEG_INFINITY;
+            let st = eval.with_sink(f32::NAN).forward(0, &xn, &mut y).unwrap();
+            assert!(st.max.is_nan() && st.sum.is_nan(), "{}", what("NaN sink stats"));
+            for (j, &v) in y.iter().enumerate() {
+                if j == n / 2 {
+                    assert_eq!(v.to_bits(), 0, "{}", what("NaN sink, -inf score"));
+                } else {
+                    assert!(v.is_nan(), "{}", what("NaN sink, finite score"));
+                }
+            }
+            // A +inf sink: zeros, (+inf, 1); with two +inf scores, each gets 1/3.
+            let st = eval.with_sink(f32::INFINITY).forward(0, &x, &mut y).unwrap();
+            assert!(y.iter().all(|v| v.to_bits() == 0), "{}", what("+inf sink"));
+            assert_eq!((st.max, st.sum), (f32::INFINITY, 1.0), "{}", what("+inf sink stats"));
+            let mut xi = x.clone();
+            xi[0] = f32::INFINITY;
+            xi[n - 1] = f32::INFINITY;
+            let st = eval.with_sink(f32::INFINITY).forward(0, &xi, &mut y).unwrap();
+            assert_eq!((st.max, st.sum), (f32::INFINITY, 3.0), "{}", what("+inf both stats"));
+            assert_eq!((y[0], y[n - 1]), (1.0 / 3.0, 1.0 / 3.0), "{}", what("+inf both"));
+            // +inf scores and a finite sink: the sink gets nothing.
+            let st = eval.with_sink(50.0).forward(0, &xi, &mut y).unwrap();
+            assert_eq!((st.max, st.sum), (f32::INFINITY, 2.0), "{}", what("+inf scores"));
+            assert_eq!((y[0], y[n - 1]), (0.5, 0.5), "{}", what("+inf scores"));
+        }
+    });
+}
+
+/// A split row with a sink: the chunk at column 0 carries it; masks bit-identical to the
+/// whole row, values within the bound, the merged statistics the whole row's.
+#[test]
+fn split_rows_carry_the_sink_once() {
+    let mut r = rng(79);
+    for_each_kernel!(K => {
+        for n in [64usize, 200, 1000, 4096] {
+            let x = row(&mut r, n, -6.0, 6.0);
+            for sink in [-3.0f32, 2.0, 9.0] {
+                for (op, _) in ops(n) {
+                    let op = op.with_kernel::<K>().with_sink(sink);
+                    let mut whole = vec![0.0; n];
+                    let want = op.forward(4, &x, &mut whole).unwrap();
+                    for chunk in [64usize, 192, 4096] {
+                        let mut y = vec![f32::NAN; n];
+                        let mut stats = RowStats::EMPTY;
+                        let mut scratch = vec![0.0; chunk];
+                        for (c, xc) in x.chunks(chunk).enumerate() {
+                            let s = op.chunk_stats(c * chunk, xc, &mut scratch[..xc.len()]);
+                            stats = stats.merge(s.unwrap());
+                        }
+                        let what = format!("{} n={n} sink {sink} chunk {chunk}", K::NAME);
+                        assert_eq!(stats.max, want.max, "{what}");
+                        assert!((stats.sum / want.sum - 1.0).abs() <= 2e-6, "{what}: S");
+                        for (c, (xc, yc)) in x.chunks(chunk).zip(y.chunks_mut(chunk)).enumerate() {
+                            op.forward_chunk(4, c * chunk, stats, xc, yc).unwrap();
+                        }
+                        for (j, (&a, &b)) in y.iter().zip(&whole).enumerate() {
+                            assert_eq!(a == 0.0, b == 0.0, "{what}: column {j} zero pattern");
+                            assert!((a - b).abs() <= 4e-6 * b.abs() + 1e-37, "{what}: {j}");
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The backward pass with a sink: `dx` from the saved `P` and from the logits with the sink's
+/// statistics agree, and both match the exact gradient of the row with the sink,
+/// `dx_j = s P_j (G_j - sum_k P_k G_k)` with `P` normalised over the columns and the sink.
+#[test]
+fn backward_with_a_sink() {
+    let mut r = rng(80);
+    for_each_kernel!(K => {
+        for n in [16usize, 64, 300, 2048] {
+            let rows = 3;
+            let x = row(&mut r, rows * n, -5.0, 5.0);
+            let dy = row(&mut r, rows * n, -1.0, 1.0);
+            for sink in [-2.0f32, 1.5, 6.0] {
+                let train = SoftmaxDropout::train(SCALE, Dropout::new(0.2).unwrap(), KEY)
+                    .unwrap()
+                    .with_kernel::<K>()
+                    .with_sink(sink);
+                let eval = SoftmaxDropout::eval(SCALE).unwrap().with_kernel::<K>().with_sink(sink);
+                let mut p = vec![0.0; rows * n];
+                let mut stats = vec![RowStats::EMPTY; rows];
+                eval.forward_rows(0, n, &x, &mut p, Some(&mut stats)).unwrap();
+                let mut dx_saved = vec![0.0; rows * n];
+                train
+                    .backward_rows(0, n, MatrixProbabilities::Saved(&p), &dy, &mut dx_saved)
+                    .unwrap();
+                let mut dx_re = vec![0.0; rows * n];
+                let probs = MatrixProbabilities::Recompute { logits: &x, stats: &stats };
+                train.backward_rows(0, n, probs, &dy, &mut dx_re).unwrap();
+                let d = Dropout::new(0.2).unwrap();
+                for i in 0..rows {
+                    let xr = &x[i * n..(i + 1) * n];
+                    let mut zs: Vec<f64> = xr.iter().map(|&v| f64::from(SCALE * v)).collect();
+                    zs.push(f64::from(sink));
+                    let m = zs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let s: f64 = zs.iter().map(|z| (z - m).exp()).sum();
+                    let pr: Vec<f64> = zs[..n].iter().map(|z| (z - m).exp() / s).collect();
+                    let g: Vec<f64> = (0..n)
+                        .map(|j| {
+                            if keep(&d, KEY, i as u64, j as u32) {
+                                f64::from(dy[i * n + j]) / d.keep_probability()
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    let dot: f64 = pr.iter().zip(&g).map(|(p, g)| p * g).sum();
+                    let scale_g = g.iter().fold(0.0f64, |a, v| a.max(v.abs())) + dot.abs();
+                    for j in 0..n {
+                        let want = f64::from(SCALE) * pr[j] * (g[j] - dot);
+                        // |dx| <= s P (|G| + |dot|): relative 1e-5 of that scale.
+                        let tol = 1e-5 * f64::from(SCALE) * pr[j] * scale_g + 1e-30;
+                        for (name, dx) in [("saved", &dx_saved), ("recompute", &dx_re)] {
+                            let v = f64::from(dx[i * n + j]);
+                            assert!(
+                                (v - want).abs() <= tol,
+                                "{} n={n} sink {sink} row {i} col {j} {name}: {v} against {want}",
+                                K::NAME
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
