@@ -40,6 +40,9 @@
 //! 256 rows: `batch_forward` against `rows_forward`, `batch_backward` against `rows_backward`
 //! (the saved-`P` backward).
 //!
+//! The group `sink_256x1024` runs `eval_full` and `train_full` on `256x1024` without and with
+//! an attention sink (`with_sink`, a logit near the rows' maxima): the sink's cost.
+//!
 //! The portable table's instructions depend on the build's target features, and the run-time
 //! choice on the CPU: always quote figures with their `RUSTFLAGS` and `dropmax::isa()`, and take
 //! ratios only between functions of the same run.
@@ -270,6 +273,26 @@ fn variants(c: &mut Criterion) {
     g.finish();
 }
 
+/// An attention sink's cost: the same matrix with and without one (see the module docs).
+fn sink(c: &mut Criterion) {
+    let mut b = Bufs::new(256, 1024);
+    let mut g = c.benchmark_group("sink_256x1024");
+    configure(&mut g, &b);
+    let eval = SoftmaxDropout::eval(SCALE).expect("finite scale");
+    let train = train_op();
+    // A sink near the rows' maxima (logits in [-4, 4) scaled by 1/8), so that it sometimes
+    // leads the row and sometimes not.
+    for (name, op) in [
+        ("eval", eval),
+        ("eval_sink", eval.with_sink(0.45)),
+        ("train", train),
+        ("train_sink", train.with_sink(0.45)),
+    ] {
+        g.bench_function(name, |bch| bch.iter(|| fused_full(&op, &mut b)));
+    }
+    g.finish();
+}
+
 /// `AttentionBatch` against the matrix calls over the same rows (see the module docs).
 fn batch(c: &mut Criterion) {
     let shape = AttentionShape::new(2, 4, 32, 1024);
@@ -351,5 +374,5 @@ fn batch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, by_row_length, variants, batch);
+criterion_group!(benches, by_row_length, variants, batch, sink);
 criterion_main!(benches);
