@@ -131,7 +131,8 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     /// shares it with `+inf` scores as one of them. Of a split row, the chunk at column 0
     /// carries the sink in its [`chunk_stats`](Self::chunk_stats). The backward pass needs no
     /// change: with the forward's statistics (or its saved `P`) it gives `dx` of the row with
-    /// its sink. Cost: one `expf` per row; error: the row's bound plus a few ulp in `S`.
+    /// its sink; [`backward_sink`](Self::backward_sink) also returns the sink's gradient.
+    /// Cost: one `expf` per row; error: the row's bound plus a few ulp in `S`.
     pub fn with_sink(self, sink: f32) -> Self {
         Self { sink, ..self }
     }
@@ -365,6 +366,59 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         Ok(())
     }
 
+    /// [`backward`](Self::backward) of a row with an attention sink
+    /// ([`with_sink`](Self::with_sink)), returning also the gradient of the loss with respect
+    /// to the sink logit:
+    ///
+    /// ```text
+    /// dL/dsink = -P_sink * sum_j P_j G_j,    P_sink = exp(sink - m) / S
+    /// ```
+    ///
+    /// with `(m, S)` the forward's `stats` of this row (which include the sink). Derivation:
+    /// `P_j = exp(z_j) / (exp(sink) + sum_k exp(z_k))`, so `dP_j/dsink = -P_j P_sink`; the sink
+    /// has no output of its own, and `Y_j` depends on the sink only through `P_j`, so
+    /// `dL/dsink = sum_j G_j dP_j/dsink`. (Equivalently `-sum_j dx_j / scale`, as the softmax
+    /// is unchanged when every score and the sink move together; that form cancels where
+    /// `P_sink` is small, this one does not.) The sum `sum_j P_j G_j` is the one `dx` uses;
+    /// error: that of `dx` (a few ulp relative to `|P_sink| sum_j |P_j G_j|`) plus one `expf`.
+    /// Without a sink (`-inf`) it is 0; NaN statistics or a NaN sink give NaN.
+    ///
+    /// # Errors
+    /// As [`backward`](Self::backward). Nothing is written.
+    pub fn backward_sink(
+        &self,
+        row: u64,
+        probs: Probabilities<'_>,
+        stats: RowStats,
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> Result<f32, Error> {
+        let n = dx.len();
+        let p_len = match probs {
+            Probabilities::Saved(p) => p.len(),
+            Probabilities::Recompute { logits, .. } => logits.len(),
+        };
+        for len in [dy.len(), p_len] {
+            if len != n {
+                return Err(Error::LengthMismatch {
+                    expected: n,
+                    found: len,
+                });
+            }
+        }
+        self.validate(n)?;
+        let dot = backward_row::<K>(
+            &self.scores(),
+            self.finish(),
+            self.mask.span(0, n),
+            row,
+            probs,
+            dy,
+            dx,
+        );
+        Ok(-sink_probability(self.sink, stats) * dot)
+    }
+
     /// The backward pass of a row-major matrix, row `i` with row id `first_row + i` and query
     /// position `query_pos + i`, as [`forward_rows`](Self::forward_rows) numbers them. `probs`
     /// holds the saved `P` matrix, or the logits matrix with one [`RowStats`] per row.
@@ -400,7 +454,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
                 found: s.len(),
             });
         }
-        backward_matrix::<K, _>(
+        backward_matrix::<K, _, _>(
             &self.scores(),
             self.finish(),
             |i| self.mask.span(i, cols),
@@ -410,8 +464,75 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             stats,
             dy,
             dx,
+            |_| (),
         );
         Ok(())
+    }
+
+    /// [`backward_rows`](Self::backward_rows) of rows with an attention sink, returning also
+    /// the gradient with respect to the sink logit summed over the rows (one head's rows share
+    /// its sink): `sum_i -P_sink,i sum_j P_ij G_ij`, each row's term as
+    /// [`backward_sink`](Self::backward_sink) gives it, added in `f64` and rounded once.
+    /// `stats` holds the forward's statistics, one per row.
+    ///
+    /// # Errors
+    /// As [`backward_rows`](Self::backward_rows), and [`Error::LengthMismatch`] if `stats` does
+    /// not hold one entry per row. Nothing is written.
+    pub fn backward_rows_sink(
+        &self,
+        first_row: u64,
+        cols: usize,
+        probs: MatrixProbabilities<'_>,
+        stats: &[RowStats],
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> Result<f32, Error> {
+        let rows = self.validate_rows(cols, dx.len(), None)?;
+        if stats.len() != rows {
+            return Err(Error::LengthMismatch {
+                expected: rows,
+                found: stats.len(),
+            });
+        }
+        let (p, recompute) = match probs {
+            MatrixProbabilities::Saved(p) => (p, None),
+            MatrixProbabilities::Recompute { logits, stats } => (logits, Some(stats)),
+        };
+        for len in [dy.len(), p.len()] {
+            if len != dx.len() {
+                return Err(Error::LengthMismatch {
+                    expected: dx.len(),
+                    found: len,
+                });
+            }
+        }
+        if let Some(s) = recompute
+            && s.len() != rows
+        {
+            return Err(Error::LengthMismatch {
+                expected: rows,
+                found: s.len(),
+            });
+        }
+        let mut total = 0.0f64;
+        let mut each = stats.iter();
+        backward_matrix::<K, _, _>(
+            &self.scores(),
+            self.finish(),
+            |i| self.mask.span(i, cols),
+            first_row,
+            cols,
+            p,
+            recompute,
+            dy,
+            dx,
+            |dot| {
+                if let Some(&st) = each.next() {
+                    total += f64::from(-sink_probability(self.sink, st)) * f64::from(dot);
+                }
+            },
+        );
+        Ok(total as f32)
     }
 
     /// Validates a chunk of a split row: its band within the row, in chunk coordinates.
@@ -592,5 +713,17 @@ impl Dropout {
         }
         dropout_row::<K>(self, key, row, values);
         Ok(())
+    }
+}
+
+/// `P_sink = exp(sink - m) / S` of a row with statistics `(m, S)` (which include the sink): 0
+/// without a sink, `1 / S` where the sink is the maximum (`+inf` included), NaN for NaN.
+fn sink_probability(sink: f32, stats: RowStats) -> f32 {
+    if sink == f32::NEG_INFINITY {
+        0.0
+    } else if sink == stats.max {
+        1.0 / stats.sum
+    } else {
+        libm::expf(sink - stats.max) / stats.sum
     }
 }

@@ -7,7 +7,8 @@ mod common;
 
 use common::*;
 use dropmax::{
-    Dropout, DropoutKey, Mask, MatrixProbabilities, RowKernel, RowStats, SoftmaxDropout, keep,
+    Dropout, DropoutKey, Mask, MatrixProbabilities, Probabilities, RowKernel, RowStats,
+    SoftmaxDropout, keep,
 };
 
 const KEY: DropoutKey = DropoutKey::new(0x5151_5151_0000_0001, 3);
@@ -293,4 +294,112 @@ fn backward_with_a_sink() {
             }
         }
     });
+}
+
+/// The loss `L = sum_j dy_j Y_j` of one row as a function of its sink, exactly (`f64`): the
+/// reference the sink's gradient is checked against by central differences.
+fn loss(z: &[f64], sink: f64, dy: &[f64], kept: &[f64]) -> f64 {
+    let m = z.iter().copied().fold(sink, f64::max);
+    let s: f64 = z.iter().map(|v| (v - m).exp()).sum::<f64>() + (sink - m).exp();
+    z.iter()
+        .zip(dy)
+        .zip(kept)
+        .map(|((v, g), k)| g * k * (v - m).exp() / s)
+        .sum()
+}
+
+/// `dL/dsink` from `backward_sink` and `backward_rows_sink`: against central differences of
+/// the exact loss, on every variant, saved and recomputed `P`, evaluation and training.
+#[test]
+fn the_sink_gradient_is_the_derivative_of_the_loss() {
+    let mut r = rng(81);
+    let d = Dropout::new(0.25).unwrap();
+    for_each_kernel!(K => {
+        for n in [1usize, 16, 64, 129, 1500] {
+            let rows = 4;
+            let x = row(&mut r, rows * n, -4.0, 4.0);
+            let dy = row(&mut r, rows * n, -1.0, 1.0);
+            for sink in [-7.0f32, 0.0, 1.5, 5.0] {
+                for training in [false, true] {
+                    let base = if training {
+                        SoftmaxDropout::train(SCALE, d, KEY).unwrap()
+                    } else {
+                        SoftmaxDropout::eval(SCALE).unwrap()
+                    };
+                    let op = base.with_kernel::<K>().with_sink(sink);
+                    let eval = SoftmaxDropout::eval(SCALE).unwrap().with_kernel::<K>();
+                    let eval = eval.with_sink(sink);
+                    let mut p = vec![0.0; rows * n];
+                    let mut stats = vec![RowStats::EMPTY; rows];
+                    eval.forward_rows(0, n, &x, &mut p, Some(&mut stats)).unwrap();
+                    let mut total = 0.0f64;
+                    let mut scale_sum = 0.0f64;
+                    for (i, &st) in stats.iter().enumerate() {
+                        let at = i * n..(i + 1) * n;
+                        let mut dx = vec![0.0; n];
+                        let probs = Probabilities::Saved(&p[at.clone()]);
+                        let g = op.backward_sink(i as u64, probs, st, &dy[at.clone()], &mut dx);
+                        let g = g.unwrap();
+                        let mut dx2 = vec![0.0; n];
+                        let probs = Probabilities::Recompute { logits: &x[at.clone()], stats: st };
+                        let g2 = op.backward_sink(i as u64, probs, st, &dy[at.clone()], &mut dx2);
+                        let g2 = g2.unwrap();
+                        // The reference: central differences of the exact loss.
+                        let z: Vec<f64> = x[at.clone()].iter().map(|&v| f64::from(SCALE * v)).collect();
+                        let dyr: Vec<f64> = dy[at.clone()].iter().map(|&v| f64::from(v)).collect();
+                        let kept: Vec<f64> = (0..n)
+                            .map(|j| {
+                                if !training {
+                                    1.0
+                                } else if keep(&d, KEY, i as u64, j as u32) {
+                                    1.0 / d.keep_probability()
+                                } else {
+                                    0.0
+                                }
+                            })
+                            .collect();
+                        let h = 1e-4;
+                        let s0 = f64::from(sink);
+                        let want = (loss(&z, s0 + h, &dyr, &kept) - loss(&z, s0 - h, &dyr, &kept))
+                            / (2.0 * h);
+                        // The scale of the terms: P_sink sum_j P_j |G_j|.
+                        let m = z.iter().copied().fold(s0, f64::max);
+                        let s: f64 = z.iter().map(|v| (v - m).exp()).sum::<f64>() + (s0 - m).exp();
+                        let p_sink = (s0 - m).exp() / s;
+                        let scale: f64 = p_sink
+                            * z.iter()
+                                .zip(&dyr)
+                                .zip(&kept)
+                                .map(|((v, g), k)| (v - m).exp() / s * (g * k).abs())
+                                .sum::<f64>();
+                        let tol = 1e-5 * scale + 1e-9;
+                        let what = format!("{} n={n} sink {sink} train {training} row {i}", K::NAME);
+                        assert!((f64::from(g) - want).abs() <= tol, "{what}: saved {g} against {want}");
+                        assert!((f64::from(g2) - want).abs() <= tol, "{what}: recompute {g2} against {want}");
+                        total += want;
+                        scale_sum += scale;
+                    }
+                    let mut dx = vec![0.0; rows * n];
+                    let g = op
+                        .backward_rows_sink(0, n, MatrixProbabilities::Saved(&p), &stats, &dy, &mut dx)
+                        .unwrap();
+                    assert!(
+                        (f64::from(g) - total).abs() <= 1e-5 * scale_sum + 1e-9,
+                        "{} n={n} sink {sink}: rows {g} against {total}",
+                        K::NAME
+                    );
+                }
+            }
+        }
+    });
+    // Without a sink the gradient is 0.
+    let op = SoftmaxDropout::eval(1.0).unwrap();
+    let (x, dy) = ([0.5f32, -1.0, 2.0], [1.0f32, 0.5, -0.25]);
+    let mut p = [0.0; 3];
+    let st = op.forward(0, &x, &mut p).unwrap();
+    let mut dx = [0.0; 3];
+    let g = op
+        .backward_sink(0, Probabilities::Saved(&p), st, &dy, &mut dx)
+        .unwrap();
+    assert_eq!(g, 0.0);
 }

@@ -295,6 +295,7 @@ pub(crate) mod sealed {
         /// Backward: `dx[j] = scale * P_j * (G_j - sum_k P_k G_k)` for `j` in `lo..hi`, with
         /// `G_j = dy[j] * rescale` where `plan` keeps `j` (every `j` without a plan), else 0.
         /// `P_j` is `p[j]`, or `dx[j]` itself when `p` is `None`. `dy` (and `p`) cover `dx`.
+        /// Returns `D = sum_k P_k G_k` as the row used it (the sink gradient is `-P_sink D`).
         #[allow(clippy::too_many_arguments)]
         fn grad(
             p: Option<&[f32]>,
@@ -305,7 +306,7 @@ pub(crate) mod sealed {
             rescale: f32,
             plan: Option<&DropPlan>,
             scale: f32,
-        );
+        ) -> f32;
     }
 }
 
@@ -1129,18 +1130,18 @@ fn backward_row_on<K: sealed::Passes>(
     probs: Probabilities<'_>,
     dy: &[f32],
     dx: &mut [f32],
-) {
+) -> f32 {
     let (lo, hi) = span;
     zero_outside(dx, span);
     if lo >= hi {
-        return;
+        return 0.0;
     }
     let (rescale, plan) = match finish {
         Finish::Eval => (1.0, None),
         Finish::Train(d, _) if d.drops_all() => {
             // G = 0, so dx = s P (0 - 0) = 0.
             dx.fill(0.0);
-            return;
+            return 0.0;
         }
         Finish::Train(d, key) => (d.rescale(), DropPlan::new(&d, key, row)),
     };
@@ -1151,7 +1152,7 @@ fn backward_row_on<K: sealed::Passes>(
             None
         }
     };
-    K::grad(saved, dy, dx, lo, hi, rescale, plan.as_ref(), sc.scale);
+    let dot = K::grad(saved, dy, dx, lo, hi, rescale, plan.as_ref(), sc.scale);
     // Columns the per-column mask hides get no gradient, whatever P holds there.
     if !matches!(sc.columns, Columns::All)
         && let Some(seg) = dx.get_mut(lo..hi)
@@ -1162,13 +1163,14 @@ fn backward_row_on<K: sealed::Passes>(
             }
         }
     }
+    dot
 }
 
 /// The rows `dx.chunks_mut(cols)` of a matrix's backward, row `i` with band `span(i)` and id
 /// `first_row + i` (wrapping), each exactly as [`backward_row_on`] computes it: `p` holds the
 /// saved `P` rows, or the logits rows when `stats` (one per row) asks to recompute `P`. `p`,
 /// `dy` and `dx` hold the same whole number of rows (`stats` at least that many entries); one
-/// dispatch for the whole matrix.
+/// dispatch for the whole matrix. `record` gets each row's `D = sum_k P_k G_k`, in order.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn backward_matrix_on<K: sealed::Passes>(
@@ -1181,6 +1183,7 @@ fn backward_matrix_on<K: sealed::Passes>(
     stats: Option<&[RowStats]>,
     dy: &[f32],
     dx: &mut [f32],
+    mut record: impl FnMut(f32),
 ) {
     let c = cols.max(1);
     let (mut dx, mut dy, mut p) = (dx, dy, p);
@@ -1201,7 +1204,15 @@ fn backward_matrix_on<K: sealed::Passes>(
             Some(None) => return,
         };
         let row = first_row.wrapping_add(i as u64);
-        backward_row_on::<K>(sc, finish, span(i), row, probs, dyr, dxr);
+        record(backward_row_on::<K>(
+            sc,
+            finish,
+            span(i),
+            row,
+            probs,
+            dyr,
+            dxr,
+        ));
     }
 }
 
@@ -1474,10 +1485,10 @@ mod entry {
             probs: Probabilities<'a>,
             dy: &'a [f32],
             dx: &'a mut [f32],
-        ) -> () = backward_row_on;
+        ) -> f32 = backward_row_on;
 
         /// [`backward_matrix_on`].
-        fn backward_matrix<'a, S>(
+        fn backward_matrix<'a, S, R>(
             sc: &'a Scores<'a>,
             finish: Finish,
             span: S,
@@ -1487,8 +1498,9 @@ mod entry {
             stats: Option<&'a [RowStats]>,
             dy: &'a [f32],
             dx: &'a mut [f32],
+            record: R,
         ) -> () = backward_matrix_on
-            where [S: Fn(usize) -> (usize, usize)];
+            where [S: Fn(usize) -> (usize, usize), R: FnMut(f32)];
 
         /// [`chunk_stats_on`].
         fn chunk_stats<'a>(

@@ -82,7 +82,7 @@ impl Passes for Scalar {
         rescale: f32,
         plan: Option<&DropPlan>,
         scale: f32,
-    ) {
+    ) -> f32 {
         let g = |j: usize| -> f32 {
             let kept = plan.is_none_or(|p| {
                 let col = j as u32;
@@ -107,6 +107,7 @@ impl Passes for Scalar {
                 *d = v;
             }
         }
+        dot
     }
 
     fn keep_words(plan: &DropPlan, first: usize, words: &mut [u64; 64], end: usize) {

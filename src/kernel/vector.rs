@@ -1466,7 +1466,7 @@ pub(crate) fn grad<const N: usize, V: F32s<N>>(
     rescale: f32,
     plan: Option<&DropPlan>,
     scale: f32,
-) {
+) -> f32 {
     let start = lo - lo % 64;
     let zero = V::splat(0.0);
     let vr = V::splat(rescale);
@@ -1495,7 +1495,8 @@ pub(crate) fn grad<const N: usize, V: F32s<N>>(
         }
         j0 += N;
     }
-    let dot = V::splat((acc0 + acc1).reduce_add());
+    let sum = (acc0 + acc1).reduce_add();
+    let dot = V::splat(sum);
     let vs = V::splat(scale);
     let mut j0 = start;
     while j0 < hi {
@@ -1531,6 +1532,7 @@ pub(crate) fn grad<const N: usize, V: F32s<N>>(
         }
         j0 += N;
     }
+    sum
 }
 
 /// `impl Passes for $kernel` on the vectors `$v` of `$n` lanes: every method that runs vector
@@ -1678,7 +1680,7 @@ macro_rules! vector_passes {
                     rescale: f32,
                     plan: Option<&$crate::kernel::DropPlan>,
                     scale: f32,
-                ) {
+                ) -> f32 {
                     $crate::kernel::vector::grad::<$n, $v>(
                         p, dy, dx, lo, hi, rescale, plan, scale,
                     )

@@ -173,7 +173,14 @@ fn run_rows<K: RowKernel>(
         dx,
     ));
     d.result(op.backward_rows(row, cols, MatrixProbabilities::Saved(dy), dy, dx));
+    if let Some(g) = d.result(op.backward_sink(row, Probabilities::Saved(dy), st, dy, dx)) {
+        d.add(g.to_bits().into());
+    }
     if let Some(s) = stats.as_deref() {
+        let probs = MatrixProbabilities::Saved(dy);
+        if let Some(g) = d.result(op.backward_rows_sink(row, cols, probs, s, dy, dx)) {
+            d.add(g.to_bits().into());
+        }
         d.result(op.backward_rows(
             row,
             cols,
