@@ -113,7 +113,8 @@ enum Band {
 ///
 /// Any mask set on `op` with [`with_mask`](SoftmaxDropout::with_mask) is replaced by the rows'
 /// masks above; its scale, mode (dropout probability and key), bias (one entry per key, the same
-/// for every row) and kernel variant are used as they are.
+/// for every row), attention sink (unless [`with_sinks`](Self::with_sinks) gives one per head)
+/// and kernel variant are used as they are.
 ///
 /// Every call validates all its arguments before it writes anything; on error nothing is
 /// written. [`forward`](Self::forward) and [`backward`](Self::backward) never allocate or panic.
@@ -148,6 +149,7 @@ pub struct AttentionBatch<'a, K: RowKernel = Best> {
     band: Band,
     past_len: usize,
     key_lengths: Option<&'a [usize]>,
+    sinks: Option<&'a [f32]>,
 }
 
 // Manual impls, as for `SoftmaxDropout`: the kernel is a marker.
@@ -167,6 +169,7 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
             band: Band::Full,
             past_len: 0,
             key_lengths: None,
+            sinks: None,
         }
     }
 
@@ -195,6 +198,15 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
     pub fn with_key_lengths(self, key_lengths: &'a [usize]) -> Self {
         Self {
             key_lengths: Some(key_lengths),
+            ..self
+        }
+    }
+
+    /// Per-head attention sinks ([`SoftmaxDropout::with_sink`]): every row of head `h` has the
+    /// sink logit `sinks[h]`, in place of `op`'s own sink. One entry per head.
+    pub fn with_sinks(self, sinks: &'a [f32]) -> Self {
+        Self {
+            sinks: Some(sinks),
             ..self
         }
     }
@@ -316,6 +328,14 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
                 });
             }
         }
+        if let Some(h) = self.sinks
+            && h.len() != s.heads
+        {
+            return Err(Error::LengthMismatch {
+                expected: s.heads,
+                found: h.len(),
+            });
+        }
         if let Some(n) = stats
             && n != rows
         {
@@ -337,6 +357,19 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
     fn range(&self, r: usize) -> core::ops::Range<usize> {
         let start = r * self.shape.row_stride;
         start..start + self.shape.k_len
+    }
+
+    /// The operation of row `r`: `op` with its head's sink, where sinks are given.
+    fn op_of(&self, r: usize) -> SoftmaxDropout<'a, K> {
+        let s = self.shape;
+        let h = r.checked_div(s.q_len).and_then(|t| t.checked_rem(s.heads));
+        match (self.sinks, h) {
+            (Some(sinks), Some(h)) => match sinks.get(h) {
+                Some(&sink) => self.op.with_sink(sink),
+                None => self.op,
+            },
+            _ => self.op,
+        }
     }
 
     /// The mask of query `i` of batch entry `b`.
@@ -376,7 +409,7 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
                     Some(s) => Some(s.get_mut(r..r + q).ok_or(UNREACHABLE)?),
                     None => None,
                 };
-                self.op.with_mask(self.mask(b, 0)).forward_rows(
+                self.op_of(r).with_mask(self.mask(b, 0)).forward_rows(
                     first_row.wrapping_add(r as u64),
                     k,
                     xb,
@@ -413,7 +446,7 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
                     },
                     None => MatrixProbabilities::Saved(pb),
                 };
-                self.op.with_mask(self.mask(b, 0)).backward_rows(
+                self.op_of(r).with_mask(self.mask(b, 0)).backward_rows(
                     first_row.wrapping_add(r as u64),
                     k,
                     probs,
@@ -437,7 +470,7 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
         yr: &mut [f32],
     ) -> Result<RowStats, Error> {
         let xr = x.get(self.range(r)).ok_or(UNREACHABLE)?;
-        self.op
+        self.op_of(r)
             .with_mask(self.mask(b, i))
             .forward(first_row.wrapping_add(r as u64), xr, yr)
     }
@@ -465,7 +498,7 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
             },
             None => Probabilities::Saved(pr),
         };
-        self.op.with_mask(self.mask(b, i)).backward(
+        self.op_of(r).with_mask(self.mask(b, i)).backward(
             first_row.wrapping_add(r as u64),
             probs,
             dyr,

@@ -403,3 +403,59 @@ fn the_sink_gradient_is_the_derivative_of_the_loss() {
         .unwrap();
     assert_eq!(g, 0.0);
 }
+
+/// `AttentionBatch::with_sinks`: row `r` of head `h` is `op.with_sink(sinks[h])` on that row,
+/// bit for bit, forward and backward, dense (one matrix call per block) and padded (row by
+/// row); a sinks slice not one per head is an error that writes nothing.
+#[test]
+fn batch_rows_take_their_heads_sink() {
+    use dropmax::{AttentionBatch, AttentionShape, Error};
+    let mut r = rng(82);
+    let op = SoftmaxDropout::train(SCALE, Dropout::new(0.2).unwrap(), KEY).unwrap();
+    let sinks = [-1.0f32, 3.0, f32::NEG_INFINITY];
+    for shape in [
+        AttentionShape::new(2, 3, 4, 70),
+        AttentionShape::new(2, 3, 4, 70).with_row_stride(72),
+    ] {
+        let n = shape.min_len().unwrap();
+        let x = row(&mut r, n, -6.0, 6.0);
+        let dy = row(&mut r, n, -1.0, 1.0);
+        let batch = AttentionBatch::new(op, shape).causal(66).with_sinks(&sinks);
+        let mut y = vec![f32::NAN; n];
+        let mut st = vec![RowStats::EMPTY; 24];
+        batch.forward(9, &x, &mut y, Some(&mut st)).unwrap();
+        let mut dx = vec![f32::NAN; n];
+        let probs = MatrixProbabilities::Recompute {
+            logits: &x,
+            stats: &st,
+        };
+        batch.backward(9, probs, &dy, &mut dx).unwrap();
+        for (rr, &want) in st.iter().enumerate() {
+            let (h, i) = ((rr / 4) % 3, rr % 4);
+            let at = rr * shape.row_stride..rr * shape.row_stride + 70;
+            let one = op.with_sink(sinks[h]).with_mask(Mask::causal(66 + i));
+            let mut y1 = vec![0.0; 70];
+            let s1 = one.forward(9 + rr as u64, &x[at.clone()], &mut y1).unwrap();
+            assert_eq!(bits(&y1), bits(&y[at.clone()]), "row {rr}: forward");
+            assert_eq!(stats_bits(&[s1]), stats_bits(&[want]), "row {rr}: stats");
+            let mut dx1 = vec![0.0; 70];
+            let probs = Probabilities::Recompute {
+                logits: &x[at.clone()],
+                stats: s1,
+            };
+            one.backward(9 + rr as u64, probs, &dy[at.clone()], &mut dx1)
+                .unwrap();
+            assert_eq!(bits(&dx1), bits(&dx[at]), "row {rr}: backward");
+        }
+        let short = AttentionBatch::new(op, shape).with_sinks(&sinks[..2]);
+        let mut y2 = vec![f32::NAN; n];
+        assert_eq!(
+            short.forward(0, &x, &mut y2, None),
+            Err(Error::LengthMismatch {
+                expected: 3,
+                found: 2
+            })
+        );
+        assert!(y2.iter().all(|v| v.is_nan()));
+    }
+}

@@ -549,6 +549,12 @@ pub unsafe extern "C" fn dropmax_probe_batch(
     } else {
         b.with_key_lengths(kl)
     };
+    // Per-head sinks from the bias argument (any length: a wrong one is an error).
+    let b = if bias.is_null() {
+        b
+    } else {
+        b.with_sinks(bias_s)
+    };
     match kernel {
         0 => go(b, x, y, stats, &mut d),
         _ => {
