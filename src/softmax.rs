@@ -677,12 +677,31 @@ impl Dropout {
     /// [`Error::RowTooLong`] for more than 2^32 columns (`out.len() > 2^29`), or, where `usize`
     /// has 16 bits, more columns than it counts (`out.len() > 2^13`). Nothing is written.
     pub fn mask_bits(&self, key: DropoutKey, row: u64, out: &mut [u8]) -> Result<(), Error> {
+        self.mask_bits_with::<Best>(key, row, out)
+    }
+
+    /// [`mask_bits`](Self::mask_bits) run by kernel variant `K`: the same bits on every
+    /// variant. A firmware build that uses only [`Scalar`](crate::Scalar) calls
+    /// `mask_bits_with::<Scalar>` so that none of the wide tables is linked.
+    ///
+    /// # Errors
+    /// As [`mask_bits`](Self::mask_bits), and [`Error::UnsupportedKernel`] where the CPU lacks
+    /// `K`'s instructions. Nothing is written.
+    pub fn mask_bits_with<K: RowKernel>(
+        &self,
+        key: DropoutKey,
+        row: u64,
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        if !K::is_supported() {
+            return Err(Error::UnsupportedKernel);
+        }
         // Compared in bytes, not columns: `out.len() * 8` can overflow `usize` (on 32-bit
         // targets from 2^29 bytes on, on 64-bit ones from 2^61).
         if out.len() > MAX_MASK_BYTES {
             return Err(Error::RowTooLong);
         }
-        crate::kernel::mask_bits::<Best>(self, key, row, out);
+        crate::kernel::mask_bits::<K>(self, key, row, out);
         Ok(())
     }
 

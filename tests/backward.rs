@@ -313,3 +313,22 @@ fn mask_bits_equal_keep() {
         }
     }
 }
+
+/// `mask_bits_with` gives `mask_bits`'s bytes on every variant (a firmware build calls it with
+/// `Scalar` so that nothing of the wide tables is linked).
+#[test]
+fn mask_bits_with_every_variant_equals_mask_bits() {
+    let key = DropoutKey::new(0x5EED, 77);
+    for p in [0.0, 0.1, 0.7, 1.0] {
+        let d = Dropout::new(p).unwrap();
+        for bytes in [0usize, 1, 9, 512, 513, 1100] {
+            let mut want = vec![0u8; bytes];
+            d.mask_bits(key, 9, &mut want).unwrap();
+            for_each_kernel!(K => {
+                let mut out = vec![0xA5u8; bytes];
+                d.mask_bits_with::<K>(key, 9, &mut out).unwrap();
+                assert_eq!(out, want, "{} p={p} bytes={bytes}", K::NAME);
+            });
+        }
+    }
+}

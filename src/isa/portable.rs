@@ -87,7 +87,12 @@ fn transpose8(w: [u32x8; 4]) -> [u32x8; 4] {
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
     {
         let h = w.map(wide::bytemuck::cast::<u32x8, [u32x4; 2]>);
-        let t = [0, 1].map(|j| transpose4([h[0][j], h[1][j], h[2][j], h[3][j]]));
+        // Written out, not `[0, 1].map(..)`: at opt-level "s"/"z" the map's loop is not
+        // unrolled and `h[k][j]` keeps its bounds check (a panic path).
+        let t = [
+            transpose4([h[0][0], h[1][0], h[2][0], h[3][0]]),
+            transpose4([h[0][1], h[1][1], h[2][1], h[3][1]]),
+        ];
         core::array::from_fn(|i| wide::bytemuck::cast([t[0][i], t[1][i]]))
     }
 }
@@ -96,7 +101,11 @@ fn transpose8(w: [u32x8; 4]) -> [u32x8; 4] {
 #[inline(always)]
 fn transpose16(w: [u32x16; 4]) -> [u32x16; 4] {
     let h = w.map(wide::bytemuck::cast::<u32x16, [u32x8; 2]>);
-    let t = [0, 1].map(|j| transpose8([h[0][j], h[1][j], h[2][j], h[3][j]]));
+    // Written out, as in `transpose8`: no bounds check at any opt-level.
+    let t = [
+        transpose8([h[0][0], h[1][0], h[2][0], h[3][0]]),
+        transpose8([h[0][1], h[1][1], h[2][1], h[3][1]]),
+    ];
     core::array::from_fn(|i| wide::bytemuck::cast([t[0][i], t[1][i]]))
 }
 

@@ -496,7 +496,7 @@ fn forward_row_with<K: sealed::Passes>(
     let has_nan = has_nan || sc.sink.is_nan();
     let (seg, tail) = match dst
         .get_mut(lo..)
-        .map(|r| r.split_at_mut((hi - lo).min(r.len())))
+        .and_then(|r| r.split_at_mut_checked((hi - lo).min(r.len())))
     {
         Some(parts) => parts,
         None => return RowStats::EMPTY,

@@ -198,7 +198,11 @@ pub(crate) fn scores<const N: usize, V: F32s<N>>(
     // A column the mask hides is a -inf logit from here on (rare: done on a copy, in place).
     if !matches!(sc.columns, Columns::All) {
         if let Some(x) = x.take() {
-            seg.copy_from_slice(x);
+            // Element by element: `copy_from_slice`'s length check is not always proven at
+            // opt-level "z" (its out-of-line copy keeps the panic).
+            for (d, s) in seg.iter_mut().zip(x) {
+                *d = *s;
+            }
         }
         for (j, v) in (lo..).zip(seg.iter_mut()) {
             if !sc.columns.visible(j) {
