@@ -818,10 +818,14 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
     }
     // Never 0 (`c >= 1`), written so that no panic path is left for the no-panic probe.
     let two = c.saturating_mul(2).max(2);
-    let mut xs = x.map(|x| x.chunks_exact(two));
-    let mut pairs = y.chunks_exact_mut(two);
+    let odd = |len: usize| len.checked_rem(two).unwrap_or(0);
+    let whole = y.len() - odd(y.len());
+    let Some((y, yr)) = y.split_at_mut_checked(whole) else {
+        return debug_assert!(false, "whole <= y.len()");
+    };
+    let mut xs = x.map(|x| chunks_of(x, two));
     let mut i = 0;
-    for yp in pairs.by_ref() {
+    for yp in chunks_of_mut(y, two) {
         let (x0, x1) = match xs.as_mut().map(Iterator::next) {
             Some(Some(xp)) => match xp.split_at_checked(c) {
                 Some((a, b)) => (Some(a), Some(b)),
@@ -866,9 +870,32 @@ fn short_rows<K: sealed::Passes, const PREPARE: bool>(
         i += 2;
     }
     // The last row of an odd count.
-    let xr = xs.map(|x| x.remainder());
-    let yr = pairs.into_remainder();
+    let xr = x.map(|x| x.get(x.len() - odd(x.len())..).unwrap_or_default());
     one_by_one::<K, PREPARE>(sc, finish, &span, first_row, i, c, xr, yr, keep, record);
+}
+
+/// `s.chunks_exact(n)` (nothing for `n = 0`) without `chunks_exact`'s assertion `n != 0`, which
+/// survives where `chunks_exact` is not inlined (x86-64 at opt-level "z"): a panic path for the
+/// no-panic probe, whatever the caller proved about `n`.
+#[inline(always)]
+fn chunks_of(s: &[f32], n: usize) -> impl Iterator<Item = &[f32]> {
+    let mut rest = if n == 0 { &[][..] } else { s };
+    core::iter::from_fn(move || {
+        let (chunk, next) = rest.split_at_checked(n)?;
+        rest = next;
+        Some(chunk)
+    })
+}
+
+/// [`chunks_of`] for a mutable slice: `s.chunks_exact_mut(n)` without the assertion.
+#[inline(always)]
+fn chunks_of_mut(s: &mut [f32], n: usize) -> impl Iterator<Item = &mut [f32]> {
+    let mut rest = if n == 0 { &mut [][..] } else { s };
+    core::iter::from_fn(move || {
+        let (chunk, next) = core::mem::take(&mut rest).split_at_mut_checked(n)?;
+        rest = next;
+        Some(chunk)
+    })
 }
 
 /// Rows `i0 ..` of [`short_rows`] (`c` columns each), one at a time ([`one_short`]).
@@ -886,8 +913,8 @@ fn one_by_one<K: sealed::Passes, const PREPARE: bool>(
     keep: &mut K::Keep,
     record: &mut impl FnMut(RowStats),
 ) {
-    let mut xs = x.map(|x| x.chunks_exact(c.max(1)));
-    for (i, yr) in (i0..).zip(y.chunks_exact_mut(c.max(1))) {
+    let mut xs = x.map(|x| chunks_of(x, c.max(1)));
+    for (i, yr) in (i0..).zip(chunks_of_mut(y, c.max(1))) {
         let xr = match xs.as_mut().map(Iterator::next) {
             Some(None) => return debug_assert!(false, "x shorter than y"),
             xr => xr.flatten(),
@@ -1365,10 +1392,14 @@ fn mask_bits_on<K: sealed::Passes>(dropout: &Dropout, key: DropoutKey, row: u64,
         // `4096 b < 8 * out.len()`, a column index: no overflow (see above).
         K::keep_words(&plan, b * 4096, &mut words, end);
         // A word's bytes at a time: a byte-by-byte copy took a fifth of the export's time.
-        for (d, w) in bytes.chunks_mut(8).zip(words) {
-            let w = w.to_le_bytes();
-            if let Some(w) = w.get(..d.len()) {
-                d.copy_from_slice(w);
+        // (Whole words as arrays: `copy_from_slice`'s length check survived at opt-level "z".)
+        let (whole, rest) = bytes.as_chunks_mut::<8>();
+        for (d, w) in whole.iter_mut().zip(words) {
+            *d = w.to_le_bytes();
+        }
+        if let Some(w) = words.get(whole.len()) {
+            for (d, s) in rest.iter_mut().zip(w.to_le_bytes()) {
+                *d = s;
             }
         }
     }
