@@ -323,3 +323,24 @@ fn apply_matches_reference_up_to_column_65536() {
         check_long_row::<dropmax::Avx512>(&g);
     }
 }
+
+/// The packed mask export reproduces the reference on every kernel variant: bit `j % 8` of byte
+/// `j / 8` is column `j`'s decision (LSB first, whatever the target's byte order), for the
+/// recorded columns below 65537.
+#[test]
+fn mask_bits_match_reference() {
+    let g = parse();
+    let n: usize = 65537;
+    let mut out = vec![0u8; n.div_ceil(8)];
+    for c in &g.cases {
+        let d = c.dropout();
+        for_each_kernel!(K => {
+            out.fill(0xA5);
+            d.mask_bits_with::<K>(c.key, c.row, &mut out).unwrap();
+            for (j, want) in c.decisions().filter(|(j, _)| (*j as usize) < n) {
+                let bit = out[j as usize / 8] >> (j % 8) & 1 == 1;
+                assert_eq!(bit, want, "{} {} mask_bits: column {j}", <K as dropmax::RowKernel>::NAME, c.name);
+            }
+        });
+    }
+}
