@@ -20,6 +20,8 @@
 #![no_std]
 #![no_main]
 #![allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
+// The firmware builds export only their own entry points; the others' helpers go unused.
+#![cfg_attr(feature = "firmware", allow(dead_code, unused_imports, unused_macros))]
 
 #[cfg(feature = "canary-alloc")]
 extern crate alloc;
@@ -203,6 +205,7 @@ fn run_rows<K: RowKernel>(
 /// other = `new(Mode::Eval)`; `kernel` 0 = default ([`Best`]), 1..=7 = `with_kernel` Scalar, Wide4, Wide8, Wide16, Avx2,
 /// Avx512 (x86-64), Best;
 /// `mask_kind` as in [`mask`]; a null `bias` means no bias; a null `stats` means none.
+#[cfg(not(feature = "firmware"))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dropmax_probe_softmax(
     kernel: u32,
@@ -298,6 +301,7 @@ pub unsafe extern "C" fn dropmax_probe_softmax(
 
 /// Dropout alone and the mask's definition: `Dropout::new` and its accessors, `apply`,
 /// `apply_with` (kernel as in [`dropmax_probe_softmax`]), `keep`, `mask_uniform`.
+#[cfg(not(feature = "firmware"))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dropmax_probe_dropout(
     kernel: u32,
@@ -348,6 +352,7 @@ pub unsafe extern "C" fn dropmax_probe_dropout(
 }
 
 /// `RowStats::lse` (and `RowStats::EMPTY`).
+#[cfg(not(feature = "firmware"))]
 #[unsafe(no_mangle)]
 pub extern "C" fn dropmax_probe_lse(max: f32, sum: f32, empty: bool) -> f32 {
     let s = if empty {
@@ -359,6 +364,7 @@ pub extern "C" fn dropmax_probe_lse(max: f32, sum: f32, empty: bool) -> f32 {
 }
 
 /// One Philox block: `out[0..4] = philox4x32_10(counter[0..4], key[0..2])`.
+#[cfg(not(feature = "firmware"))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dropmax_probe_philox(
     counter: *const [u32; 4],
@@ -396,13 +402,17 @@ macro_rules! lanes_probe {
     };
 }
 
+#[cfg(not(feature = "firmware"))]
 lanes_probe!(dropmax_probe_philox_x4, philox4x32_10_x4, u32x4, 4);
+#[cfg(not(feature = "firmware"))]
 lanes_probe!(dropmax_probe_philox_x8, philox4x32_10_x8, u32x8, 8);
+#[cfg(not(feature = "firmware"))]
 lanes_probe!(dropmax_probe_philox_x16, philox4x32_10_x16, u32x16, 16);
 
 /// The sequential generator: constructed by `how` (0 = `new`, 1 = `from_seed`,
 /// 2 = `seed_from_u64`, other = `from_rng` of a `new` stream), then `next_u32`, `next_u64`,
 /// `fill_bytes(dst)`, `counter`, `key`, `clone`, `==`.
+#[cfg(not(feature = "firmware"))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dropmax_probe_rng(
     how: u32,
@@ -451,6 +461,7 @@ impl core::fmt::Write for Text<'_> {
 /// `Display` of every `Error` variant: the error of `Dropout::new(p)`, of
 /// `SoftmaxDropout::eval(scale)`, or a `LengthMismatch` / `RowTooLong` from the arguments.
 /// Writes the message into `dst` (truncated) and returns its length.
+#[cfg(not(feature = "firmware"))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dropmax_probe_error_display(
     which: u32,
@@ -478,8 +489,8 @@ pub unsafe extern "C" fn dropmax_probe_error_display(
     out.1
 }
 
-/// Deliberate panic path: must make the link fail (`check.sh` requires it to).
 /// The attention batch API: forward, backward saved and recomputed.
+#[cfg(not(feature = "firmware"))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dropmax_probe_batch(
     kernel: u32,
@@ -566,6 +577,7 @@ pub unsafe extern "C" fn dropmax_probe_batch(
     d.0
 }
 
+/// Deliberate panic path: must make the link fail (`check.sh` requires it to).
 #[cfg(feature = "canary-panic")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dropmax_probe_canary_panic(x: *const f32, len: usize, i: usize) -> f32 {
@@ -586,4 +598,153 @@ pub extern "C" fn dropmax_probe_canary_alloc(n: usize) -> usize {
 #[unsafe(no_mangle)]
 pub extern "C" fn dropmax_probe_canary_std(x: f32) -> f32 {
     std::hint::black_box(x)
+}
+
+/// The firmware configuration (features `firmware`, `firmware-train`): only the [`Scalar`]
+/// kernel, as a firmware build that wants the smallest code selects it; `check.sh` requires that
+/// nothing of the wide tables (`wide`'s code, `src/isa/portable.rs`, `src/kernel/vector.rs`)
+/// is linked, and measures the code size against `size-budget.txt`.
+#[cfg(feature = "firmware")]
+mod firmware {
+    use super::*;
+
+    /// Inference only: the forward entry points of `SoftmaxDropout::eval` (one row, in place, a
+    /// matrix, in place, split rows) and an attention batch's forward, with every mask kind and
+    /// an optional bias. `batch_dims` as in `dropmax_probe_batch` (null: no batch call).
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn dropmax_probe_fw_eval(
+        scale: f32,
+        row: u64,
+        mask_kind: u32,
+        query_pos: usize,
+        mask_a: usize,
+        mask_b: usize,
+        bits: *const u8,
+        bits_len: usize,
+        bias: *const f32,
+        bias_len: usize,
+        cols: usize,
+        x: *const f32,
+        y: *mut f32,
+        len: usize,
+        stats: *mut RowStats,
+        stats_len: usize,
+        batch_dims: *const usize,
+    ) -> u64 {
+        // SAFETY: the C caller passes valid buffers; `x` and `y` do not overlap.
+        let (bits, bias_s, x, y, stats, dims) = unsafe {
+            (
+                view(bits, bits_len),
+                view(bias, bias_len),
+                view(x, len),
+                view_mut(y, len),
+                view_mut(stats, stats_len),
+                view(batch_dims, 5),
+            )
+        };
+        let mut d = Digest(0);
+        let Some(op) = d.result(SoftmaxDropout::eval(scale)) else {
+            return d.0;
+        };
+        let op = op.with_kernel::<Scalar>().with_mask(mask(
+            mask_kind,
+            query_pos,
+            mask_a,
+            mask_b,
+            &[],
+            bits,
+        ));
+        let op = if bias.is_null() {
+            op
+        } else {
+            op.with_bias(bias_s)
+        };
+        if let Some(s) = d.result(op.forward(row, x, y)) {
+            d.stats(s);
+        }
+        if let Some(s) = d.result(op.forward_in_place(row, y)) {
+            d.stats(s);
+        }
+        d.result(op.forward_rows(row, cols, x, y, Some(&mut *stats)));
+        d.result(op.forward_rows_in_place(row, cols, y, None));
+        if let Some(s) = d.result(op.chunk_stats(cols, x, y)) {
+            d.stats(s);
+            d.result(op.forward_chunk(row, cols, s, x, y));
+        }
+        if !dims.is_empty() {
+            let g = |i: usize| dims.get(i).copied().unwrap_or(0);
+            let shape = AttentionShape::new(g(0), g(1), g(2), g(3)).with_row_stride(g(4));
+            let b = AttentionBatch::new(op, shape).causal(query_pos);
+            d.result(b.forward(row, x, y, Some(stats)));
+        }
+        for s in stats.iter() {
+            d.stats(*s);
+        }
+        d.0
+    }
+
+    /// Training as well: `SoftmaxDropout::train` on [`Scalar`] through every row entry point,
+    /// forward and backward; `Dropout::apply_with` and `mask_bits_with` on [`Scalar`]; `keep`;
+    /// an attention batch's forward and backward.
+    #[cfg(feature = "firmware-train")]
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn dropmax_probe_fw_train(
+        scale: f32,
+        p: f64,
+        seed: u64,
+        offset: u64,
+        row: u64,
+        mask_kind: u32,
+        query_pos: usize,
+        mask_a: usize,
+        mask_b: usize,
+        cols: usize,
+        x: *const f32,
+        y: *mut f32,
+        len: usize,
+        stats: *mut RowStats,
+        stats_len: usize,
+        packed: *mut u8,
+        packed_len: usize,
+        batch_dims: *const usize,
+    ) -> u64 {
+        // SAFETY: the C caller passes valid buffers; `x` and `y` do not overlap.
+        let (x, y, stats, packed, dims) = unsafe {
+            (
+                view(x, len),
+                view_mut(y, len),
+                view_mut(stats, stats_len),
+                view_mut(packed, packed_len),
+                view(batch_dims, 5),
+            )
+        };
+        let mut d = Digest(0);
+        let key = DropoutKey::new(seed, offset);
+        let Some(dr) = d.result(Dropout::new(p)) else {
+            return d.0;
+        };
+        d.add(keep(&dr, key, row, cols as u32) as u64);
+        d.result(dr.mask_bits_with::<Scalar>(key, row, packed));
+        d.result(dr.apply_with::<Scalar>(key, row, y));
+        let Some(op) = d.result(SoftmaxDropout::train(scale, dr, key)) else {
+            return d.0;
+        };
+        let op = op.with_kernel::<Scalar>().with_mask(mask(
+            mask_kind,
+            query_pos,
+            mask_a,
+            mask_b,
+            &[],
+            &[],
+        ));
+        run_rows(op, row, cols, x, y, Some(&mut *stats), &mut d);
+        if !dims.is_empty() {
+            let g = |i: usize| dims.get(i).copied().unwrap_or(0);
+            let shape = AttentionShape::new(g(0), g(1), g(2), g(3)).with_row_stride(g(4));
+            let b = AttentionBatch::new(op, shape).causal(query_pos);
+            d.result(b.forward(row, x, y, Some(&mut *stats)));
+            d.result(b.backward(row, MatrixProbabilities::Saved(x), x, y));
+        }
+        d.0
+    }
 }
