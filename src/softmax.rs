@@ -340,6 +340,17 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         dy: &[f32],
         dx: &mut [f32],
     ) -> Result<(), Error> {
+        self.backward_dot(row, probs, dy, dx).map(|_| ())
+    }
+
+    /// [`backward`](Self::backward), returning the row's `sum_j P_j G_j`.
+    fn backward_dot(
+        &self,
+        row: u64,
+        probs: Probabilities<'_>,
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> Result<f32, Error> {
         let n = dx.len();
         let p_len = match probs {
             Probabilities::Saved(p) => p.len(),
@@ -354,7 +365,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             }
         }
         self.validate(n)?;
-        backward_row::<K>(
+        Ok(backward_row::<K>(
             &self.scores(),
             self.finish(),
             self.mask.span(0, n),
@@ -362,8 +373,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             probs,
             dy,
             dx,
-        );
-        Ok(())
+        ))
     }
 
     /// [`backward`](Self::backward) of a row with an attention sink
@@ -393,29 +403,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         dy: &[f32],
         dx: &mut [f32],
     ) -> Result<f32, Error> {
-        let n = dx.len();
-        let p_len = match probs {
-            Probabilities::Saved(p) => p.len(),
-            Probabilities::Recompute { logits, .. } => logits.len(),
-        };
-        for len in [dy.len(), p_len] {
-            if len != n {
-                return Err(Error::LengthMismatch {
-                    expected: n,
-                    found: len,
-                });
-            }
-        }
-        self.validate(n)?;
-        let dot = backward_row::<K>(
-            &self.scores(),
-            self.finish(),
-            self.mask.span(0, n),
-            row,
-            probs,
-            dy,
-            dx,
-        );
+        let dot = self.backward_dot(row, probs, dy, dx)?;
         Ok(-sink_probability(self.sink, stats) * dot)
     }
 
