@@ -274,20 +274,41 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
     ) -> Result<(), Error> {
         let (p, stats) = split(probs);
         self.validate(&[p.len(), dy.len(), dx.len()], stats.map(<[_]>::len))?;
-        if self.shape.row_stride == self.shape.k_len && self.shape.k_len > 0 {
-            return self.backward_blocks(first_row, p, stats, dy, dx);
+        self.backward_heads(first_row, p, stats, dy, dx, None)
+    }
+
+    /// [`backward`](Self::backward) of rows with attention sinks ([`with_sinks`], or `op`'s own
+    /// sink for every head), writing also `dsinks[h] = dL/dsink_h`: the sum over the rows of head
+    /// `h` (every batch entry and query) of each row's
+    /// [`SoftmaxDropout::backward_sink`] term `-P_sink sum_j P_j G_j`, added in `f64` and rounded
+    /// once. `stats` holds the forward's statistics, one per row (dense, as
+    /// [`forward`](Self::forward) writes them); `dx` is bit-identical to
+    /// [`backward`](Self::backward)'s.
+    ///
+    /// [`with_sinks`]: Self::with_sinks
+    ///
+    /// # Errors
+    /// As [`backward`](Self::backward), and [`Error::LengthMismatch`] if `stats` does not hold
+    /// one entry per row or `dsinks` one per head. Nothing is written on error.
+    pub fn backward_sinks(
+        &self,
+        first_row: u64,
+        probs: MatrixProbabilities<'_>,
+        stats: &[RowStats],
+        dy: &[f32],
+        dx: &mut [f32],
+        dsinks: &mut [f32],
+    ) -> Result<(), Error> {
+        let (p, recompute) = split(probs);
+        self.validate(&[p.len(), dy.len(), dx.len()], recompute.map(<[_]>::len))?;
+        self.validate(&[], Some(stats.len()))?;
+        if dsinks.len() != self.shape.heads {
+            return Err(Error::LengthMismatch {
+                expected: self.shape.heads,
+                found: dsinks.len(),
+            });
         }
-        let mut r = 0;
-        for b in 0..self.shape.batch {
-            for _ in 0..self.shape.heads {
-                for i in 0..self.shape.q_len {
-                    let dxr = dx.get_mut(self.range(r)).ok_or(UNREACHABLE)?;
-                    self.backward_one(first_row, r, b, i, p, stats, dy, dxr)?;
-                    r += 1;
-                }
-            }
-        }
-        Ok(())
+        self.backward_heads(first_row, p, recompute, dy, dx, Some((stats, dsinks)))
     }
 
     /// Checks the shape, the buffer lengths, the key lengths, the statistics and the operation
@@ -422,38 +443,72 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
         Ok(())
     }
 
-    /// [`SoftmaxDropout::backward_rows`] per dense `(b, h)` block, as
-    /// [`forward_blocks`](Self::forward_blocks) numbers and masks its rows: the same results bit
-    /// for bit as the row-by-row loop.
-    fn backward_blocks(
+    /// The backward (validated) head by head: for head `h`, the rows of every batch entry.
+    /// Unpadded rows go as one [`SoftmaxDropout::backward_rows`] call per `(b, h)` block of
+    /// `q_len` rows, as [`forward_blocks`](Self::forward_blocks) numbers and masks them (the
+    /// same results bit for bit as row by row); padded rows one by one. With `sink`, each row's
+    /// sink gradient (from its forward statistics) is added into head `h`'s `f64` total, stored
+    /// in `dsinks[h]` once the head is done.
+    fn backward_heads(
         &self,
         first_row: u64,
         p: &[f32],
         stats: Option<&[RowStats]>,
         dy: &[f32],
         dx: &mut [f32],
+        mut sink: Option<(&[RowStats], &mut [f32])>,
     ) -> Result<(), Error> {
-        let (q, k) = (self.shape.q_len, self.shape.k_len);
-        let mut r = 0;
-        for b in 0..self.shape.batch {
-            for _ in 0..self.shape.heads {
-                let at = r * k..(r + q) * k;
-                let pb = p.get(at.clone()).ok_or(UNREACHABLE)?;
-                let probs = match stats {
-                    Some(s) => MatrixProbabilities::Recompute {
-                        logits: pb,
-                        stats: s.get(r..r + q).ok_or(UNREACHABLE)?,
-                    },
-                    None => MatrixProbabilities::Saved(pb),
+        let s = self.shape;
+        let (q, k) = (s.q_len, s.k_len);
+        let dense = s.row_stride == k && k > 0;
+        for h in 0..s.heads {
+            let mut total = 0.0f64;
+            for b in 0..s.batch {
+                let r0 = (b * s.heads + h) * q;
+                let op = self.op_of(r0);
+                let forward_stats = match &sink {
+                    Some((st, _)) => Some(st.get(r0..r0 + q).ok_or(UNREACHABLE)?),
+                    None => None,
                 };
-                self.op_of(r).with_mask(self.mask(b, 0)).backward_rows(
-                    first_row.wrapping_add(r as u64),
-                    k,
-                    probs,
-                    dy.get(at.clone()).ok_or(UNREACHABLE)?,
-                    dx.get_mut(at).ok_or(UNREACHABLE)?,
-                )?;
-                r += q;
+                let mut add = |i: usize, dot: f32| {
+                    if let Some(st) = forward_stats.and_then(|st| st.get(i)) {
+                        total += f64::from(op.sink_gradient(*st, dot));
+                    }
+                };
+                if dense {
+                    let at = r0 * k..(r0 + q) * k;
+                    let pb = p.get(at.clone()).ok_or(UNREACHABLE)?;
+                    let probs = match stats {
+                        Some(st) => MatrixProbabilities::Recompute {
+                            logits: pb,
+                            stats: st.get(r0..r0 + q).ok_or(UNREACHABLE)?,
+                        },
+                        None => MatrixProbabilities::Saved(pb),
+                    };
+                    let mut i = 0;
+                    op.with_mask(self.mask(b, 0)).backward_rows_with(
+                        first_row.wrapping_add(r0 as u64),
+                        k,
+                        probs,
+                        dy.get(at.clone()).ok_or(UNREACHABLE)?,
+                        dx.get_mut(at).ok_or(UNREACHABLE)?,
+                        |dot| {
+                            add(i, dot);
+                            i += 1;
+                        },
+                    )?;
+                } else {
+                    for i in 0..q {
+                        let dxr = dx.get_mut(self.range(r0 + i)).ok_or(UNREACHABLE)?;
+                        let dot = self.backward_one(first_row, r0 + i, b, i, p, stats, dy, dxr)?;
+                        add(i, dot);
+                    }
+                }
+            }
+            if let Some((_, dsinks)) = sink.as_mut()
+                && let Some(d) = dsinks.get_mut(h)
+            {
+                *d = total as f32;
             }
         }
         Ok(())
@@ -475,7 +530,8 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
             .forward(first_row.wrapping_add(r as u64), xr, yr)
     }
 
-    /// Backward of row `r` (batch entry `b`, query `i`) into `dxr`.
+    /// Backward of row `r` (batch entry `b`, query `i`) into `dxr`, returning the row's
+    /// `sum_j P_j G_j`.
     #[allow(clippy::too_many_arguments)]
     fn backward_one(
         &self,
@@ -487,7 +543,7 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
         stats: Option<&[RowStats]>,
         dy: &[f32],
         dxr: &mut [f32],
-    ) -> Result<(), Error> {
+    ) -> Result<f32, Error> {
         let range = self.range(r);
         let pr = p.get(range.clone()).ok_or(UNREACHABLE)?;
         let dyr = dy.get(range).ok_or(UNREACHABLE)?;
@@ -498,7 +554,7 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
             },
             None => Probabilities::Saved(pr),
         };
-        self.op_of(r).with_mask(self.mask(b, i)).backward(
+        self.op_of(r).with_mask(self.mask(b, i)).backward_dot(
             first_row.wrapping_add(r as u64),
             probs,
             dyr,
@@ -621,6 +677,7 @@ mod par {
                 let (b, i) = (r / bh_rows, r % q_len);
                 let dxr = dxr.get_mut(..s.k_len).ok_or(UNREACHABLE)?;
                 self.backward_one(first_row, r, b, i, p, stats, dy, dxr)
+                    .map(|_| ())
             })
         }
     }

@@ -344,7 +344,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     }
 
     /// [`backward`](Self::backward), returning the row's `sum_j P_j G_j`.
-    fn backward_dot(
+    pub(crate) fn backward_dot(
         &self,
         row: u64,
         probs: Probabilities<'_>,
@@ -404,7 +404,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         dx: &mut [f32],
     ) -> Result<f32, Error> {
         let dot = self.backward_dot(row, probs, dy, dx)?;
-        Ok(-sink_probability(self.sink, stats) * dot)
+        Ok(self.sink_gradient(stats, dot))
     }
 
     /// The backward pass of a row-major matrix, row `i` with row id `first_row + i` and query
@@ -421,40 +421,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         dy: &[f32],
         dx: &mut [f32],
     ) -> Result<(), Error> {
-        let rows = self.validate_rows(cols, dx.len(), None)?;
-        let (p, stats) = match probs {
-            MatrixProbabilities::Saved(p) => (p, None),
-            MatrixProbabilities::Recompute { logits, stats } => (logits, Some(stats)),
-        };
-        for len in [dy.len(), p.len()] {
-            if len != dx.len() {
-                return Err(Error::LengthMismatch {
-                    expected: dx.len(),
-                    found: len,
-                });
-            }
-        }
-        if let Some(s) = stats
-            && s.len() != rows
-        {
-            return Err(Error::LengthMismatch {
-                expected: rows,
-                found: s.len(),
-            });
-        }
-        backward_matrix::<K, _, _>(
-            &self.scores(),
-            self.finish(),
-            |i| self.mask.span(i, cols),
-            first_row,
-            cols,
-            p,
-            stats,
-            dy,
-            dx,
-            |_| (),
-        );
-        Ok(())
+        self.backward_rows_with(first_row, cols, probs, dy, dx, |_| ())
     }
 
     /// [`backward_rows`](Self::backward_rows) of rows with an attention sink, returning also
@@ -475,17 +442,33 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         dy: &[f32],
         dx: &mut [f32],
     ) -> Result<f32, Error> {
-        let rows = self.validate_rows(cols, dx.len(), None)?;
-        if stats.len() != rows {
-            return Err(Error::LengthMismatch {
-                expected: rows,
-                found: stats.len(),
-            });
-        }
-        let (p, recompute) = match probs {
+        self.validate_rows(cols, dx.len(), Some(stats))?;
+        let mut total = 0.0f64;
+        let mut each = stats.iter();
+        self.backward_rows_with(first_row, cols, probs, dy, dx, |dot| {
+            if let Some(&st) = each.next() {
+                total += f64::from(self.sink_gradient(st, dot));
+            }
+        })?;
+        Ok(total as f32)
+    }
+
+    /// [`backward_rows`](Self::backward_rows), calling `record` with each row's
+    /// `sum_j P_j G_j`, in row order, once the inputs are validated.
+    pub(crate) fn backward_rows_with(
+        &self,
+        first_row: u64,
+        cols: usize,
+        probs: MatrixProbabilities<'_>,
+        dy: &[f32],
+        dx: &mut [f32],
+        record: impl FnMut(f32),
+    ) -> Result<(), Error> {
+        let (p, stats) = match probs {
             MatrixProbabilities::Saved(p) => (p, None),
             MatrixProbabilities::Recompute { logits, stats } => (logits, Some(stats)),
         };
+        self.validate_rows(cols, dx.len(), stats)?;
         for len in [dy.len(), p.len()] {
             if len != dx.len() {
                 return Err(Error::LengthMismatch {
@@ -494,16 +477,6 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
                 });
             }
         }
-        if let Some(s) = recompute
-            && s.len() != rows
-        {
-            return Err(Error::LengthMismatch {
-                expected: rows,
-                found: s.len(),
-            });
-        }
-        let mut total = 0.0f64;
-        let mut each = stats.iter();
         backward_matrix::<K, _, _>(
             &self.scores(),
             self.finish(),
@@ -511,16 +484,18 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             first_row,
             cols,
             p,
-            recompute,
+            stats,
             dy,
             dx,
-            |dot| {
-                if let Some(&st) = each.next() {
-                    total += f64::from(-sink_probability(self.sink, st)) * f64::from(dot);
-                }
-            },
+            record,
         );
-        Ok(total as f32)
+        Ok(())
+    }
+
+    /// A row's `dL/dsink` from its forward statistics and its `sum_j P_j G_j`
+    /// ([`backward_sink`](Self::backward_sink)).
+    pub(crate) fn sink_gradient(&self, stats: RowStats, dot: f32) -> f32 {
+        -sink_probability(self.sink, stats) * dot
     }
 
     /// Validates a chunk of a split row: its band within the row, in chunk coordinates.

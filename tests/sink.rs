@@ -406,7 +406,8 @@ fn the_sink_gradient_is_the_derivative_of_the_loss() {
 
 /// `AttentionBatch::with_sinks`: row `r` of head `h` is `op.with_sink(sinks[h])` on that row,
 /// bit for bit, forward and backward, dense (one matrix call per block) and padded (row by
-/// row); a sinks slice not one per head is an error that writes nothing.
+/// row); `backward_sinks` sums each head's rows' sink gradients; a sinks slice not one per head
+/// is an error that writes nothing.
 #[test]
 fn batch_rows_take_their_heads_sink() {
     use dropmax::{AttentionBatch, AttentionShape, Error};
@@ -447,6 +448,65 @@ fn batch_rows_take_their_heads_sink() {
                 .unwrap();
             assert_eq!(bits(&dx1), bits(&dx[at]), "row {rr}: backward");
         }
+        // Per-head sink gradients: `dx` as `backward`'s bit for bit, `dsinks[h]` the sum of
+        // the rows' `backward_sink` terms (the same terms, added in f64 both ways).
+        let mut dx3 = vec![f32::NAN; n];
+        let mut dsinks = [f32::NAN; 3];
+        let probs = MatrixProbabilities::Recompute {
+            logits: &x,
+            stats: &st,
+        };
+        batch
+            .backward_sinks(9, probs, &st, &dy, &mut dx3, &mut dsinks)
+            .unwrap();
+        assert_eq!(bits(&dx3), bits(&dx), "backward_sinks: dx");
+        let mut want = [0.0f64; 3];
+        let mut scale = [0.0f64; 3];
+        for (rr, &s1) in st.iter().enumerate() {
+            let (h, i) = ((rr / 4) % 3, rr % 4);
+            let at = rr * shape.row_stride..rr * shape.row_stride + 70;
+            let one = op.with_sink(sinks[h]).with_mask(Mask::causal(66 + i));
+            let mut dx1 = vec![0.0; 70];
+            let probs = Probabilities::Recompute {
+                logits: &x[at.clone()],
+                stats: s1,
+            };
+            let g = one
+                .backward_sink(9 + rr as u64, probs, s1, &dy[at], &mut dx1)
+                .unwrap();
+            want[h] += f64::from(g);
+            scale[h] += f64::from(g.abs());
+        }
+        assert_eq!(dsinks[2], 0.0, "a head without a sink has no gradient");
+        for h in 0..2 {
+            assert!(scale[h] > 0.0);
+            assert!(
+                (f64::from(dsinks[h]) - want[h]).abs() <= 1e-6 * scale[h],
+                "head {h}: dsink {} against the rows' {}",
+                dsinks[h],
+                want[h]
+            );
+        }
+        // Wrong lengths: nothing written.
+        let mut dx4 = vec![f32::NAN; n];
+        let mut d4 = [f32::NAN; 2];
+        let probs = MatrixProbabilities::Saved(&y);
+        assert_eq!(
+            batch.backward_sinks(9, probs, &st, &dy, &mut dx4, &mut d4),
+            Err(Error::LengthMismatch {
+                expected: 3,
+                found: 2
+            })
+        );
+        let mut d4 = [f32::NAN; 3];
+        assert_eq!(
+            batch.backward_sinks(9, probs, &st[1..], &dy, &mut dx4, &mut d4),
+            Err(Error::LengthMismatch {
+                expected: 24,
+                found: 23
+            })
+        );
+        assert!(dx4.iter().chain(&d4).all(|v| v.is_nan()));
         let short = AttentionBatch::new(op, shape).with_sinks(&sinks[..2]);
         let mut y2 = vec![f32::NAN; n];
         assert_eq!(
