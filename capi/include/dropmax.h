@@ -158,6 +158,20 @@ typedef struct DropmaxMask {
 } DropmaxMask;
 
 /**
+ * Options of the operation beyond scale, dropout, mask and bias; pass NULL for none, or start
+ * from `dropmax_options_none()` and set the fields wanted (fields may be added: a caller that
+ * starts from `dropmax_options_none()` keeps compiling and gets their defaults).
+ */
+typedef struct DropmaxOptions {
+  /**
+   * The attention sink logit: a score with no output column that joins every row's maximum
+   * and sum, `m = max(sink, max_j z_j)`, `S = exp(sink - m) + sum_j exp(z_j - m)` (the
+   * statistics include it). `-INFINITY` for none; a NaN sink makes every row NaN.
+   */
+  float sink;
+} DropmaxOptions;
+
+/**
  * Training-mode dropout: drop probability `p` and the key the mask is drawn from.
  *
  * Element `(r, j)` of row id `r` is kept when `U(offset + r, j) >= round(p * 2^32)`, `U` the
@@ -226,6 +240,11 @@ struct DropmaxMask dropmax_mask_window(size_t query_pos, size_t window);
 struct DropmaxMask dropmax_mask_band(size_t query_pos, size_t before, size_t after);
 
 /**
+ * No options: `sink = -INFINITY`. The same as passing NULL.
+ */
+struct DropmaxOptions dropmax_options_none(void);
+
+/**
  * A short English description of a status code (a static string; never NULL).
  */
 const char *dropmax_status_message(int status);
@@ -243,6 +262,8 @@ const char *dropmax_status_message(int status);
  *
  * - `dropout`: NULL for evaluation, else the training dropout and key.
  * - `mask`: NULL for no mask; row `i` uses query position `mask->query_pos + i`.
+ * - `options`: NULL for none, else the options of `DropmaxOptions` (an attention sink: then
+ *   `m` and `S` include `sink`, `S = exp(sink - m) + sum exp(z - m)`).
  * - `bias`, `bias_len`: NULL and 0 for no bias, else `cols` entries added to every row.
  * - `x`, `x_len` and `y`, `y_len`: the logits and the output, the same length, a multiple of
  *   `cols` (`cols = 0` only with empty matrices). `x == y` runs in place; any other overlap of
@@ -257,6 +278,7 @@ const char *dropmax_status_message(int status);
 int dropmax_forward(float scale,
                     const struct DropmaxDropout *dropout,
                     const struct DropmaxMask *mask,
+                    const struct DropmaxOptions *options,
                     const float *bias,
                     size_t bias_len,
                     uint64_t first_row,
@@ -279,6 +301,7 @@ int dropmax_forward(float scale,
 int dropmax_forward_in_place(float scale,
                              const struct DropmaxDropout *dropout,
                              const struct DropmaxMask *mask,
+                             const struct DropmaxOptions *options,
                              const float *bias,
                              size_t bias_len,
                              uint64_t first_row,
@@ -302,6 +325,9 @@ int dropmax_forward_in_place(float scale,
  * The dropout mask is regenerated from the key, never stored. `probs`, `dy` and `dx` have the
  * same length, a multiple of `cols`; `dx` may not overlap any input. The gradient with respect
  * to an additive bias is `dx_j / scale`.
+ * With a sink (`options`), `P` is the forward's (normalised over the columns and the sink) and
+ * `dx` is exact as above; the sink's own gradient needs the statistics: see
+ * `dropmax_backward_recompute`.
  *
  * Returns `DROPMAX_OK` or an error code; on error nothing is written.
  *
@@ -311,6 +337,7 @@ int dropmax_forward_in_place(float scale,
 int dropmax_backward(float scale,
                      const struct DropmaxDropout *dropout,
                      const struct DropmaxMask *mask,
+                     const struct DropmaxOptions *options,
                      const float *bias,
                      size_t bias_len,
                      uint64_t first_row,
@@ -325,7 +352,18 @@ int dropmax_backward(float scale,
 /**
  * Backward of a row-major matrix recomputing the probabilities: as `dropmax_backward`, with
  * `P_j = exp(z_j - m) / S` recomputed from the forward's logits `logits` (the same scale,
- * bias and mask applied) and the statistics the forward returned, one entry per row.
+ * bias, mask and options applied) and the statistics the forward returned, one entry per row.
+ *
+ * `dsink`: NULL if not wanted, else receives the gradient of the loss with respect to the
+ * sink logit (`options->sink`), summed over the rows (which share the sink):
+ *
+ * ```text
+ * dL/dsink = sum_i -P_sink,i * sum_j P_ij G_ij,    P_sink,i = exp(sink - m_i) / S_i
+ * ```
+ *
+ * (`P_j` depends on the sink through `S` alone, `dP_j/dsink = -P_j P_sink`.) Rows are added
+ * in `f64`, 64 at a time, each group rounded to `float` and the groups added in `f64`; 0 without
+ * a sink.
  *
  * Returns `DROPMAX_OK` or an error code; on error nothing is written.
  *
@@ -335,6 +373,7 @@ int dropmax_backward(float scale,
 int dropmax_backward_recompute(float scale,
                                const struct DropmaxDropout *dropout,
                                const struct DropmaxMask *mask,
+                               const struct DropmaxOptions *options,
                                const float *bias,
                                size_t bias_len,
                                uint64_t first_row,
@@ -346,7 +385,8 @@ int dropmax_backward_recompute(float scale,
                                const float *dy,
                                size_t dy_len,
                                float *dx,
-                               size_t dx_len);
+                               size_t dx_len,
+                               float *dsink);
 
 /**
  * Exports the dropout mask of row id `row` (global row id `offset + row`): bit `j % 8` of

@@ -257,6 +257,31 @@ impl From<DropmaxRowStats> for RowStats {
     }
 }
 
+/// Options of the operation beyond scale, dropout, mask and bias; pass NULL for none, or start
+/// from `dropmax_options_none()` and set the fields wanted (fields may be added: a caller that
+/// starts from `dropmax_options_none()` keeps compiling and gets their defaults).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DropmaxOptions {
+    /// The attention sink logit: a score with no output column that joins every row's maximum
+    /// and sum, `m = max(sink, max_j z_j)`, `S = exp(sink - m) + sum_j exp(z_j - m)` (the
+    /// statistics include it). `-INFINITY` for none; a NaN sink makes every row NaN.
+    pub sink: f32,
+}
+
+impl DropmaxOptions {
+    /// No options.
+    const NONE: DropmaxOptions = DropmaxOptions {
+        sink: f32::NEG_INFINITY,
+    };
+}
+
+/// No options: `sink = -INFINITY`. The same as passing NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn dropmax_options_none() -> DropmaxOptions {
+    DropmaxOptions::NONE
+}
+
 /// The status code of a dropmax error.
 fn status(e: Error) -> c_int {
     match e {
@@ -394,6 +419,7 @@ struct Config<'a> {
     scale: f32,
     train: Option<DropmaxDropout>,
     mask: DropmaxMask,
+    options: DropmaxOptions,
     bias: Option<&'a [f32]>,
     first_row: u64,
     cols: usize,
@@ -410,7 +436,9 @@ impl<'a> Config<'a> {
             }
         };
         let op = SoftmaxDropout::new(self.scale, mode).map_err(status)?;
-        let op = op.with_mask(self.mask.to_mask(rows)?);
+        let op = op
+            .with_mask(self.mask.to_mask(rows)?)
+            .with_sink(self.options.sink);
         Ok(match self.bias {
             Some(b) => op.with_bias(b),
             None => op,
@@ -484,21 +512,21 @@ impl<'a> Config<'a> {
         Ok(())
     }
 
-    /// Backward of a matrix from the saved probabilities or from the logits and statistics.
+    /// Backward of a matrix from the saved probabilities or from the logits and statistics;
+    /// returns the sink's gradient (with statistics; 0 without).
     fn backward(
         &self,
         probs: &[f32],
         stats: Option<&[DropmaxRowStats]>,
         dy: &[f32],
         dx: &mut [f32],
-    ) -> Result<(), c_int> {
+    ) -> Result<f32, c_int> {
         if probs.len() != dx.len() || dy.len() != dx.len() {
             return Err(DROPMAX_ERR_LENGTH);
         }
         let rows = self.rows(dx.len())?;
         let Some(stats) = stats else {
-            return self
-                .op(0)?
+            self.op(0)?
                 .backward_rows(
                     self.first_row,
                     self.cols,
@@ -506,13 +534,15 @@ impl<'a> Config<'a> {
                     dy,
                     dx,
                 )
-                .map_err(status);
+                .map_err(status)?;
+            return Ok(0.0);
         };
         if stats.len() != rows {
             return Err(DROPMAX_ERR_LENGTH);
         }
         let step = CHUNK.saturating_mul(self.cols.max(1)); // `chunks(0)` would panic
         let mut buf = [RowStats::EMPTY; CHUNK];
+        let mut total = 0.0f64;
         let chunks = dx
             .chunks_mut(step)
             .zip(dy.chunks(step))
@@ -525,11 +555,13 @@ impl<'a> Config<'a> {
                 *dst = (*st).into();
             }
             let probs = MatrixProbabilities::Recompute { logits, stats: b };
-            self.op(done)?
-                .backward_rows(self.row(done), self.cols, probs, dyc, dxc)
+            let g = self
+                .op(done)?
+                .backward_rows_sink(self.row(done), self.cols, probs, b, dyc, dxc)
                 .map_err(status)?;
+            total += f64::from(g);
         }
-        Ok(())
+        Ok(total as f32)
     }
 }
 
@@ -566,6 +598,7 @@ struct RawConfig {
     scale: f32,
     dropout: *const DropmaxDropout,
     mask: *const DropmaxMask,
+    options: *const DropmaxOptions,
     bias: *const f32,
     bias_len: usize,
     first_row: u64,
@@ -573,12 +606,13 @@ struct RawConfig {
 }
 
 impl RawConfig {
-    /// Checks the pointers; returns the regions of the (input) dropout, mask and bias.
-    fn regions(&self) -> Result<([Region; 3], bool), c_int> {
+    /// Checks the pointers; returns the regions of the (input) dropout, mask, options and bias.
+    fn regions(&self) -> Result<([Region; 4], bool), c_int> {
         let bias = bias_region(self.bias, self.bias_len)?;
         let regions = [
             optional_region(self.dropout)?,
             optional_region(self.mask)?,
+            optional_region(self.options)?,
             bias.unwrap_or_default(),
         ];
         Ok((regions, bias.is_some()))
@@ -591,10 +625,11 @@ impl RawConfig {
     unsafe fn get<'a>(&self, has_bias: bool) -> Config<'a> {
         // SAFETY: `regions()` checked every pointer with `Region::new`; the caller guarantees the
         // header's buffer contract (initialized, not written during the call).
-        let (train, mask, bias) = unsafe {
+        let (train, mask, options, bias) = unsafe {
             (
                 optional(self.dropout),
                 optional(self.mask),
+                optional(self.options),
                 has_bias.then(|| input(self.bias, self.bias_len)),
             )
         };
@@ -602,6 +637,7 @@ impl RawConfig {
             scale: self.scale,
             train,
             mask: mask.unwrap_or(DropmaxMask::NONE),
+            options: options.unwrap_or(DropmaxOptions::NONE),
             bias,
             first_row: self.first_row,
             cols: self.cols,
@@ -625,6 +661,8 @@ impl RawConfig {
 ///
 /// - `dropout`: NULL for evaluation, else the training dropout and key.
 /// - `mask`: NULL for no mask; row `i` uses query position `mask->query_pos + i`.
+/// - `options`: NULL for none, else the options of `DropmaxOptions` (an attention sink: then
+///   `m` and `S` include `sink`, `S = exp(sink - m) + sum exp(z - m)`).
 /// - `bias`, `bias_len`: NULL and 0 for no bias, else `cols` entries added to every row.
 /// - `x`, `x_len` and `y`, `y_len`: the logits and the output, the same length, a multiple of
 ///   `cols` (`cols = 0` only with empty matrices). `x == y` runs in place; any other overlap of
@@ -641,6 +679,7 @@ pub unsafe extern "C" fn dropmax_forward(
     scale: f32,
     dropout: *const DropmaxDropout,
     mask: *const DropmaxMask,
+    options: *const DropmaxOptions,
     bias: *const f32,
     bias_len: usize,
     first_row: u64,
@@ -656,13 +695,14 @@ pub unsafe extern "C" fn dropmax_forward(
         scale,
         dropout,
         mask,
+        options,
         bias,
         bias_len,
         first_row,
         cols,
     };
     code((|| {
-        let ([d, m, b], has_bias) = raw.regions()?;
+        let ([d, m, o, b], has_bias) = raw.regions()?;
         let xr = Region::new(x, x_len)?;
         let yr = Region::new(y.cast_const(), y_len)?;
         let sr = Region::new(stats.cast_const(), stats_len)?;
@@ -672,7 +712,7 @@ pub unsafe extern "C" fn dropmax_forward(
         // The same buffer for x and y: in place, only `y` is used.
         let in_place = xr == yr;
         let xr = if in_place { Region::default() } else { xr };
-        disjoint(&[yr, sr], &[xr, d, m, b])?;
+        disjoint(&[yr, sr], &[xr, d, m, o, b])?;
         // SAFETY: every pointer passed the checks of `Region::new` and the outputs (`y`,
         // `stats`) overlap no other buffer of the call (`disjoint`; when `x == y` only `y` is
         // used, in place); the caller guarantees the rest of the header's buffer contract: each
@@ -702,6 +742,7 @@ pub unsafe extern "C" fn dropmax_forward_in_place(
     scale: f32,
     dropout: *const DropmaxDropout,
     mask: *const DropmaxMask,
+    options: *const DropmaxOptions,
     bias: *const f32,
     bias_len: usize,
     first_row: u64,
@@ -718,6 +759,7 @@ pub unsafe extern "C" fn dropmax_forward_in_place(
             scale,
             dropout,
             mask,
+            options,
             bias,
             bias_len,
             first_row,
@@ -745,6 +787,9 @@ pub unsafe extern "C" fn dropmax_forward_in_place(
 /// The dropout mask is regenerated from the key, never stored. `probs`, `dy` and `dx` have the
 /// same length, a multiple of `cols`; `dx` may not overlap any input. The gradient with respect
 /// to an additive bias is `dx_j / scale`.
+/// With a sink (`options`), `P` is the forward's (normalised over the columns and the sink) and
+/// `dx` is exact as above; the sink's own gradient needs the statistics: see
+/// `dropmax_backward_recompute`.
 ///
 /// Returns `DROPMAX_OK` or an error code; on error nothing is written.
 ///
@@ -756,6 +801,7 @@ pub unsafe extern "C" fn dropmax_backward(
     scale: f32,
     dropout: *const DropmaxDropout,
     mask: *const DropmaxMask,
+    options: *const DropmaxOptions,
     bias: *const f32,
     bias_len: usize,
     first_row: u64,
@@ -771,6 +817,7 @@ pub unsafe extern "C" fn dropmax_backward(
         scale,
         dropout,
         mask,
+        options,
         bias,
         bias_len,
         first_row,
@@ -786,13 +833,25 @@ pub unsafe extern "C" fn dropmax_backward(
             false,
             (dy, dy_len),
             (dx, dx_len),
+            core::ptr::null_mut(),
         )
     }
 }
 
 /// Backward of a row-major matrix recomputing the probabilities: as `dropmax_backward`, with
 /// `P_j = exp(z_j - m) / S` recomputed from the forward's logits `logits` (the same scale,
-/// bias and mask applied) and the statistics the forward returned, one entry per row.
+/// bias, mask and options applied) and the statistics the forward returned, one entry per row.
+///
+/// `dsink`: NULL if not wanted, else receives the gradient of the loss with respect to the
+/// sink logit (`options->sink`), summed over the rows (which share the sink):
+///
+/// ```text
+/// dL/dsink = sum_i -P_sink,i * sum_j P_ij G_ij,    P_sink,i = exp(sink - m_i) / S_i
+/// ```
+///
+/// (`P_j` depends on the sink through `S` alone, `dP_j/dsink = -P_j P_sink`.) Rows are added
+/// in `f64`, 64 at a time, each group rounded to `float` and the groups added in `f64`; 0 without
+/// a sink.
 ///
 /// Returns `DROPMAX_OK` or an error code; on error nothing is written.
 ///
@@ -804,6 +863,7 @@ pub unsafe extern "C" fn dropmax_backward_recompute(
     scale: f32,
     dropout: *const DropmaxDropout,
     mask: *const DropmaxMask,
+    options: *const DropmaxOptions,
     bias: *const f32,
     bias_len: usize,
     first_row: u64,
@@ -816,11 +876,13 @@ pub unsafe extern "C" fn dropmax_backward_recompute(
     dy_len: usize,
     dx: *mut f32,
     dx_len: usize,
+    dsink: *mut f32,
 ) -> c_int {
     let raw = RawConfig {
         scale,
         dropout,
         mask,
+        options,
         bias,
         bias_len,
         first_row,
@@ -835,12 +897,14 @@ pub unsafe extern "C" fn dropmax_backward_recompute(
             true,
             (dy, dy_len),
             (dx, dx_len),
+            dsink,
         )
     }
 }
 
 /// The two backward entry points: `recompute` says whether `probs` holds logits (with `stats`)
-/// or saved probabilities (`stats` unused).
+/// or saved probabilities (`stats` unused); `dsink` (recomputing only) is NULL or receives the
+/// sink's gradient.
 ///
 /// # Safety
 /// Every pointer follows the header's buffer contract.
@@ -851,9 +915,10 @@ unsafe fn backward(
     recompute: bool,
     (dy, dy_len): (*const f32, usize),
     (dx, dx_len): (*mut f32, usize),
+    dsink: *mut f32,
 ) -> c_int {
     code((|| {
-        let ([d, m, b], has_bias) = raw.regions()?;
+        let ([d, m, o, b], has_bias) = raw.regions()?;
         let p = Region::new(probs, probs_len)?;
         let g = Region::new(dy, dy_len)?;
         let out = Region::new(dx.cast_const(), dx_len)?;
@@ -862,21 +927,27 @@ unsafe fn backward(
         } else {
             Region::default()
         };
-        disjoint(&[out], &[p, g, st, d, m, b])?;
+        let ds = optional_region(dsink.cast_const())?;
+        disjoint(&[out, ds], &[p, g, st, d, m, o, b])?;
         // SAFETY: every pointer passed the checks of `Region::new` and `dx` overlaps no input
         // (`disjoint`); the caller guarantees the rest of the header's buffer contract: each
         // non-NULL pointer with a non-zero count points to that many initialized elements,
         // inputs are not written and `dx` not otherwise accessed during the call.
-        let (config, probs, stats, dy, dx) = unsafe {
+        let (config, probs, stats, dy, dx, dsink) = unsafe {
             (
                 raw.get(has_bias),
                 input(probs, probs_len),
                 recompute.then(|| input(stats, stats_len)),
                 input(dy, dy_len),
                 output(dx, dx_len),
+                output(dsink, usize::from(!dsink.is_null())),
             )
         };
-        config.backward(probs, stats, dy, dx)
+        let g = config.backward(probs, stats, dy, dx)?;
+        for d in dsink.iter_mut() {
+            *d = g;
+        }
+        Ok(())
     })())
 }
 
@@ -1062,6 +1133,7 @@ mod tests {
                     0.5,
                     &d,
                     &mask,
+                    core::ptr::null(),
                     bias.as_ptr(),
                     C,
                     2,
@@ -1077,6 +1149,7 @@ mod tests {
                     0.5,
                     &d,
                     &mask,
+                    core::ptr::null(),
                     bias.as_ptr(),
                     C,
                     2,
@@ -1092,6 +1165,7 @@ mod tests {
                     0.5,
                     &d,
                     &mask,
+                    core::ptr::null(),
                     bias.as_ptr(),
                     C,
                     2,
@@ -1104,11 +1178,13 @@ mod tests {
                     R * C,
                     dx.as_mut_ptr(),
                     R * C,
+                    core::ptr::null_mut(),
                 ),
                 dropmax_backward(
                     0.5,
                     &d,
                     &mask,
+                    core::ptr::null(),
                     bias.as_ptr(),
                     C,
                     2,

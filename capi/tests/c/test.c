@@ -216,7 +216,7 @@ static void test_forward_eval(void) {
         const DropmaxMask *mask = masks[c % 3];
         const float *b = c >= 3 ? bias : NULL;
         size_t i, j, bad = 0, masked_bad = 0, stats_bad = 0;
-        int rc = dropmax_forward(SCALE, NULL, mask, b, b ? COLS : 0, 0, COLS, x, ROWS * COLS, y,
+        int rc = dropmax_forward(SCALE, NULL, mask, NULL, b, b ? COLS : 0, 0, COLS, x, ROWS * COLS, y,
                                  ROWS * COLS, st, ROWS);
         CHECK(rc == DROPMAX_OK, "eval forward case %d: status %d", c, rc);
         for (i = 0; i < ROWS; i++) {
@@ -250,10 +250,10 @@ static void test_forward_train(void) {
     int rc;
     d.p = 0.25, d.seed = 0x0123456789ABCDEFu, d.offset = 1000;
     fill_uniform(x, ROWS * COLS, -3.0f, 3.0f);
-    rc = dropmax_forward(SCALE, &d, NULL, NULL, 0, first_row, COLS, x, ROWS * COLS, y,
+    rc = dropmax_forward(SCALE, &d, NULL, NULL, NULL, 0, first_row, COLS, x, ROWS * COLS, y,
                          ROWS * COLS, NULL, 0);
     CHECK(rc == DROPMAX_OK, "train forward: status %d", rc);
-    rc = dropmax_forward(SCALE, NULL, NULL, NULL, 0, first_row, COLS, x, ROWS * COLS, ye,
+    rc = dropmax_forward(SCALE, NULL, NULL, NULL, NULL, 0, first_row, COLS, x, ROWS * COLS, ye,
                          ROWS * COLS, NULL, 0);
     CHECK(rc == DROPMAX_OK, "eval forward: status %d", rc);
     for (i = 0; i < ROWS; i++) {
@@ -302,7 +302,7 @@ static void test_long_rows(void) {
     int rc;
     d.p = 0.3, d.seed = 42, d.offset = (uint64_t)1 << 40;
     fill_uniform(x, R * C, -2.0f, 2.0f);
-    rc = dropmax_forward(1.0f, &d, NULL, NULL, 0, 0, C, x, R * C, y, R * C, NULL, 0);
+    rc = dropmax_forward(1.0f, &d, NULL, NULL, NULL, 0, 0, C, x, R * C, y, R * C, NULL, 0);
     CHECK(rc == DROPMAX_OK, "long forward: status %d", rc);
     for (i = 0; i < R; i++) {
         rc = dropmax_mask_bits(&d, i, bits, B);
@@ -340,14 +340,14 @@ static void test_backward(void) {
         const DropmaxMask *mask = c & 2 ? &causal : NULL;
         size_t i, j, bad = 0, bad2 = 0, masked_bad = 0;
         uint64_t first_row = 5;
-        int rc = dropmax_forward(SCALE, NULL, mask, NULL, 0, first_row, COLS, x, ROWS * COLS, P,
+        int rc = dropmax_forward(SCALE, NULL, mask, NULL, NULL, 0, first_row, COLS, x, ROWS * COLS, P,
                                  ROWS * COLS, st, ROWS);
         CHECK(rc == DROPMAX_OK, "backward case %d: forward status %d", c, rc);
-        rc = dropmax_backward(SCALE, dd, mask, NULL, 0, first_row, COLS, P, ROWS * COLS, dy,
+        rc = dropmax_backward(SCALE, dd, mask, NULL, NULL, 0, first_row, COLS, P, ROWS * COLS, dy,
                               ROWS * COLS, dx, ROWS * COLS);
         CHECK(rc == DROPMAX_OK, "backward case %d: status %d", c, rc);
-        rc = dropmax_backward_recompute(SCALE, dd, mask, NULL, 0, first_row, COLS, x, ROWS * COLS,
-                                        st, ROWS, dy, ROWS * COLS, dx2, ROWS * COLS);
+        rc = dropmax_backward_recompute(SCALE, dd, mask, NULL, NULL, 0, first_row, COLS, x, ROWS * COLS,
+                                        st, ROWS, dy, ROWS * COLS, dx2, ROWS * COLS, NULL);
         CHECK(rc == DROPMAX_OK, "backward_recompute case %d: status %d", c, rc);
         for (i = 0; i < ROWS; i++) {
             double Pd[COLS], Pi[COLS], zd[COLS], sum, ref[COLS], tol[COLS], ref2[COLS], tol2[COLS];
@@ -392,34 +392,34 @@ static void test_row_splits(void) {
     fill_uniform(x, R * C, -5.0f, 5.0f);
     fill_uniform(dy, R * C, -1.0f, 1.0f);
     fill_uniform(bias, C, -0.5f, 0.5f);
-    rc = dropmax_forward(0.7f, &d, &mask, bias, C, 8, C, x, R * C, y, R * C, st, R);
+    rc = dropmax_forward(0.7f, &d, &mask, NULL, bias, C, 8, C, x, R * C, y, R * C, st, R);
     CHECK(rc == DROPMAX_OK, "split forward: status %d", rc);
     for (i = 0; i < R && rc1 == DROPMAX_OK; i++) {
         DropmaxMask mi = mask;
         mi.query_pos += i;
-        rc1 = dropmax_forward(0.7f, &d, &mi, bias, C, 8 + i, C, x + i * C, C, y1 + i * C, C,
+        rc1 = dropmax_forward(0.7f, &d, &mi, NULL, bias, C, 8 + i, C, x + i * C, C, y1 + i * C, C,
                               st1 + i, 1);
     }
     CHECK(rc1 == DROPMAX_OK, "row-by-row forward: status %d", rc1);
     CHECK(memcmp(y, y1, R * C * sizeof *y) == 0, "one call != row-by-row (outputs)");
     CHECK(memcmp(st, st1, sizeof st) == 0, "one call != row-by-row (statistics)");
     memcpy(xy, x, R * C * sizeof *x);
-    rc = dropmax_forward_in_place(0.7f, &d, &mask, bias, C, 8, C, xy, R * C, st2, R);
+    rc = dropmax_forward_in_place(0.7f, &d, &mask, NULL, bias, C, 8, C, xy, R * C, st2, R);
     CHECK(rc == DROPMAX_OK, "in-place forward: status %d", rc);
     CHECK(memcmp(xy, y, R * C * sizeof *y) == 0 && memcmp(st2, st, sizeof st) == 0,
           "in place != out of place");
     memcpy(xy, x, R * C * sizeof *x);
-    rc = dropmax_forward(0.7f, &d, &mask, bias, C, 8, C, xy, R * C, xy, R * C, NULL, 0);
+    rc = dropmax_forward(0.7f, &d, &mask, NULL, bias, C, 8, C, xy, R * C, xy, R * C, NULL, 0);
     CHECK(rc == DROPMAX_OK && memcmp(xy, y, R * C * sizeof *y) == 0, "forward with x == y: %d", rc);
 
-    rc = dropmax_backward_recompute(0.7f, &d, &mask, bias, C, 8, C, x, R * C, st, R, dy, R * C, dx,
-                                    R * C);
+    rc = dropmax_backward_recompute(0.7f, &d, &mask, NULL, bias, C, 8, C, x, R * C, st, R, dy, R * C, dx,
+                                    R * C, NULL);
     CHECK(rc == DROPMAX_OK, "split backward_recompute: status %d", rc);
     for (i = 0; i < R && rc2 == DROPMAX_OK; i++) {
         DropmaxMask mi = mask;
         mi.query_pos += i;
-        rc2 = dropmax_backward_recompute(0.7f, &d, &mi, bias, C, 8 + i, C, x + i * C, C, st + i, 1,
-                                         dy + i * C, C, dx1 + i * C, C);
+        rc2 = dropmax_backward_recompute(0.7f, &d, &mi, NULL, bias, C, 8 + i, C, x + i * C, C, st + i, 1,
+                                         dy + i * C, C, dx1 + i * C, C, NULL);
     }
     CHECK(rc2 == DROPMAX_OK, "row-by-row backward_recompute: status %d", rc2);
     CHECK(memcmp(dx, dx1, R * C * sizeof *dx) == 0, "backward: one call != row-by-row");
@@ -481,58 +481,58 @@ static void test_errors(void) {
         CHECK(s == (int)sizeof st, "forward %s: statistics written", what);     \
     } while (0)
 
-    FORWARD_FAILS(DROPMAX_ERR_NULL, "x NULL", SCALE, NULL, NULL, NULL, 0, 0, COLS, NULL, N, y, N,
+    FORWARD_FAILS(DROPMAX_ERR_NULL, "x NULL", SCALE, NULL, NULL, NULL, NULL, 0, 0, COLS, NULL, N, y, N,
                   st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_NULL, "stats NULL", SCALE, NULL, NULL, NULL, 0, 0, COLS, x, N, y, N,
+    FORWARD_FAILS(DROPMAX_ERR_NULL, "stats NULL", SCALE, NULL, NULL, NULL, NULL, 0, 0, COLS, x, N, y, N,
                   NULL, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_NULL, "bias NULL", SCALE, NULL, NULL, NULL, COLS, 0, COLS, x, N, y,
+    FORWARD_FAILS(DROPMAX_ERR_NULL, "bias NULL", SCALE, NULL, NULL, NULL, NULL, COLS, 0, COLS, x, N, y,
                   N, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "x_len != y_len", SCALE, NULL, NULL, NULL, 0, 0, COLS, x, N,
+    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "x_len != y_len", SCALE, NULL, NULL, NULL, NULL, 0, 0, COLS, x, N,
                   y, N + 1, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "len % cols != 0", SCALE, NULL, NULL, NULL, 0, 0, COLS, x,
+    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "len % cols != 0", SCALE, NULL, NULL, NULL, NULL, 0, 0, COLS, x,
                   N + 1, y, N + 1, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "cols == 0", SCALE, NULL, NULL, NULL, 0, 0, 0, x, N, y, N,
+    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "cols == 0", SCALE, NULL, NULL, NULL, NULL, 0, 0, 0, x, N, y, N,
                   st, 0);
-    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "stats_len", SCALE, NULL, NULL, NULL, 0, 0, COLS, x, N, y, N,
+    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "stats_len", SCALE, NULL, NULL, NULL, NULL, 0, 0, COLS, x, N, y, N,
                   st, ROWS + 1);
-    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "bias_len", SCALE, NULL, NULL, bias, COLS - 1, 0, COLS, x, N,
+    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "bias_len", SCALE, NULL, NULL, NULL, bias, COLS - 1, 0, COLS, x, N,
                   y, N, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "size overflow", SCALE, NULL, NULL, NULL, 0, 0, COLS, x,
+    FORWARD_FAILS(DROPMAX_ERR_LENGTH, "size overflow", SCALE, NULL, NULL, NULL, NULL, 0, 0, COLS, x,
                   SIZE_MAX / 2, y, SIZE_MAX / 2, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_SCALE, "scale NaN", (float)NAN, NULL, NULL, NULL, 0, 0, COLS, x, N,
+    FORWARD_FAILS(DROPMAX_ERR_SCALE, "scale NaN", (float)NAN, NULL, NULL, NULL, NULL, 0, 0, COLS, x, N,
                   y, N, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_SCALE, "scale inf", (float)INFINITY, NULL, NULL, NULL, 0, 0, COLS, x,
+    FORWARD_FAILS(DROPMAX_ERR_SCALE, "scale inf", (float)INFINITY, NULL, NULL, NULL, NULL, 0, 0, COLS, x,
                   N, y, N, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_PROBABILITY, "p = 1.5", SCALE, &bad_p, NULL, NULL, 0, 0, COLS, x, N,
+    FORWARD_FAILS(DROPMAX_ERR_PROBABILITY, "p = 1.5", SCALE, &bad_p, NULL, NULL, NULL, 0, 0, COLS, x, N,
                   y, N, st, ROWS);
     bad_p.p = NAN;
-    FORWARD_FAILS(DROPMAX_ERR_PROBABILITY, "p = NaN", SCALE, &bad_p, NULL, NULL, 0, 0, COLS, x, N,
+    FORWARD_FAILS(DROPMAX_ERR_PROBABILITY, "p = NaN", SCALE, &bad_p, NULL, NULL, NULL, 0, 0, COLS, x, N,
                   y, N, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_MASK_KIND, "mask kind", SCALE, &d, &bad_kind, NULL, 0, 0, COLS, x, N,
+    FORWARD_FAILS(DROPMAX_ERR_MASK_KIND, "mask kind", SCALE, &d, &bad_kind, NULL, NULL, 0, 0, COLS, x, N,
                   y, N, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_OVERLAP, "y overlaps x", SCALE, NULL, NULL, NULL, 0, 0, COLS, y + 1,
+    FORWARD_FAILS(DROPMAX_ERR_OVERLAP, "y overlaps x", SCALE, NULL, NULL, NULL, NULL, 0, 0, COLS, y + 1,
                   N, y, N, st, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_OVERLAP, "stats overlap y", SCALE, NULL, NULL, NULL, 0, 0, COLS, x, N,
+    FORWARD_FAILS(DROPMAX_ERR_OVERLAP, "stats overlap y", SCALE, NULL, NULL, NULL, NULL, 0, 0, COLS, x, N,
                   y, N, (DropmaxRowStats *)(void *)y, ROWS);
-    FORWARD_FAILS(DROPMAX_ERR_OVERLAP, "y overlaps bias", SCALE, NULL, NULL, y + 2, COLS, 0, COLS,
+    FORWARD_FAILS(DROPMAX_ERR_OVERLAP, "y overlaps bias", SCALE, NULL, NULL, NULL, y + 2, COLS, 0, COLS,
                   x, N, y, N, st, ROWS);
     /* An integer-to-pointer conversion: implementation-defined in C, not undefined. */
     fill(y, N + 1, S);
-    rc = dropmax_forward(SCALE, NULL, NULL, NULL, 0, 0, COLS, x, N, misaligned, N, NULL, 0);
+    rc = dropmax_forward(SCALE, NULL, NULL, NULL, NULL, 0, 0, COLS, x, N, misaligned, N, NULL, 0);
     CHECK(rc == DROPMAX_ERR_ALIGNMENT, "forward misaligned y: status %d", rc);
     CHECK(all_equal(y, N + 1, S), "forward misaligned y: output written");
 
     /* Empty buffers: NULL with count 0 is an empty slice. */
-    rc = dropmax_forward(SCALE, &d, NULL, NULL, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0);
+    rc = dropmax_forward(SCALE, &d, NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0);
     CHECK(rc == DROPMAX_OK, "empty forward (cols 0): status %d", rc);
-    rc = dropmax_forward(SCALE, &d, NULL, NULL, 0, 0, COLS, NULL, 0, NULL, 0, NULL, 0);
+    rc = dropmax_forward(SCALE, &d, NULL, NULL, NULL, 0, 0, COLS, NULL, 0, NULL, 0, NULL, 0);
     CHECK(rc == DROPMAX_OK, "empty forward (0 rows): status %d", rc);
-    rc = dropmax_forward(SCALE, &d, NULL, NULL, 0, 0, 0, NULL, 0, NULL, 0, st, 0);
+    rc = dropmax_forward(SCALE, &d, NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, 0, st, 0);
     CHECK(rc == DROPMAX_OK, "empty forward (cols 0, statistics): status %d", rc);
-    rc = dropmax_backward(SCALE, &d, NULL, NULL, 0, 0, COLS, NULL, 0, NULL, 0, NULL, 0);
+    rc = dropmax_backward(SCALE, &d, NULL, NULL, NULL, 0, 0, COLS, NULL, 0, NULL, 0, NULL, 0);
     CHECK(rc == DROPMAX_OK, "empty backward: status %d", rc);
-    rc = dropmax_backward_recompute(SCALE, &d, NULL, NULL, 0, 0, 0, NULL, 0, st, 0, NULL, 0, NULL,
-                                    0);
+    rc = dropmax_backward_recompute(SCALE, &d, NULL, NULL, NULL, 0, 0, 0, NULL, 0, st, 0, NULL, 0, NULL,
+                                    0, NULL);
     CHECK(rc == DROPMAX_OK, "empty backward_recompute (cols 0): status %d", rc);
     rc = dropmax_mask_bits(&d, 0, NULL, 0);
     CHECK(rc == DROPMAX_OK, "empty mask_bits: status %d", rc);
@@ -546,24 +546,24 @@ static void test_errors(void) {
     } while (0)
 
     st[0].max = 1.0f, st[0].sum = 2.0f, st[1] = st[0], st[2] = st[0];
-    BACKWARD_FAILS(DROPMAX_ERR_NULL, "P NULL", dropmax_backward, SCALE, &d, NULL, NULL, 0, 0, COLS,
+    BACKWARD_FAILS(DROPMAX_ERR_NULL, "P NULL", dropmax_backward, SCALE, &d, NULL, NULL, NULL, 0, 0, COLS,
                    NULL, N, dy, N, y, N);
-    BACKWARD_FAILS(DROPMAX_ERR_NULL, "dy NULL", dropmax_backward, SCALE, &d, NULL, NULL, 0, 0,
+    BACKWARD_FAILS(DROPMAX_ERR_NULL, "dy NULL", dropmax_backward, SCALE, &d, NULL, NULL, NULL, 0, 0,
                    COLS, P, N, NULL, N, y, N);
-    BACKWARD_FAILS(DROPMAX_ERR_LENGTH, "dy_len", dropmax_backward, SCALE, &d, NULL, NULL, 0, 0,
+    BACKWARD_FAILS(DROPMAX_ERR_LENGTH, "dy_len", dropmax_backward, SCALE, &d, NULL, NULL, NULL, 0, 0,
                    COLS, P, N, dy, N - 1, y, N);
-    BACKWARD_FAILS(DROPMAX_ERR_LENGTH, "P_len", dropmax_backward, SCALE, &d, NULL, NULL, 0, 0, COLS,
+    BACKWARD_FAILS(DROPMAX_ERR_LENGTH, "P_len", dropmax_backward, SCALE, &d, NULL, NULL, NULL, 0, 0, COLS,
                    P, N - COLS, dy, N, y, N);
-    BACKWARD_FAILS(DROPMAX_ERR_OVERLAP, "dx == dy", dropmax_backward, SCALE, &d, NULL, NULL, 0, 0,
+    BACKWARD_FAILS(DROPMAX_ERR_OVERLAP, "dx == dy", dropmax_backward, SCALE, &d, NULL, NULL, NULL, 0, 0,
                    COLS, P, N, y, N, y, N);
-    BACKWARD_FAILS(DROPMAX_ERR_PROBABILITY, "p", dropmax_backward, SCALE, &bad_p, NULL, NULL, 0, 0,
+    BACKWARD_FAILS(DROPMAX_ERR_PROBABILITY, "p", dropmax_backward, SCALE, &bad_p, NULL, NULL, NULL, 0, 0,
                    COLS, P, N, dy, N, y, N);
-    BACKWARD_FAILS(DROPMAX_ERR_NULL, "stats NULL", dropmax_backward_recompute, SCALE, &d, NULL,
-                   NULL, 0, 0, COLS, x, N, NULL, ROWS, dy, N, y, N);
-    BACKWARD_FAILS(DROPMAX_ERR_LENGTH, "stats_len", dropmax_backward_recompute, SCALE, &d, NULL,
-                   NULL, 0, 0, COLS, x, N, st, ROWS - 1, dy, N, y, N);
+    BACKWARD_FAILS(DROPMAX_ERR_NULL, "stats NULL", dropmax_backward_recompute, SCALE, &d, NULL, NULL,
+                   NULL, 0, 0, COLS, x, N, NULL, ROWS, dy, N, y, N, NULL);
+    BACKWARD_FAILS(DROPMAX_ERR_LENGTH, "stats_len", dropmax_backward_recompute, SCALE, &d, NULL, NULL,
+                   NULL, 0, 0, COLS, x, N, st, ROWS - 1, dy, N, y, N, NULL);
     BACKWARD_FAILS(DROPMAX_ERR_SCALE, "scale", dropmax_backward_recompute, (float)INFINITY, &d,
-                   NULL, NULL, 0, 0, COLS, x, N, st, ROWS, dy, N, y, N);
+                   NULL, NULL, NULL, 0, 0, COLS, x, N, st, ROWS, dy, N, y, N, NULL);
 
     rc = dropmax_mask_bits(&d, 0, NULL, 4);
     CHECK(rc == DROPMAX_ERR_NULL, "mask_bits NULL: status %d", rc);
@@ -602,6 +602,57 @@ static void test_errors(void) {
 #undef BACKWARD_FAILS
 }
 
+/* An attention sink (DropmaxOptions.sink): every row is the softmax of its scores with the sink
+ * appended, computed here in double, and the sink's column is not written; the statistics include
+ * it. The sink's gradient from dropmax_backward_recompute against
+ * dL/dsink = -sum_i P_sink,i sum_j P_ij dy_ij (evaluation), in double. dropmax_options_none()
+ * (sink -INFINITY) is the same as NULL, bit for bit. */
+static void test_sink(void) {
+    enum { R = 70, C = 37 }; /* more than 64 rows: the recomputing backward goes in two groups */
+    static float x[R * C], y[R * C], y0[R * C], dy[R * C], dx[R * C];
+    DropmaxRowStats st[R];
+    DropmaxOptions opt = dropmax_options_none(), none = dropmax_options_none();
+    double want = 0.0, scale_sum = 0.0;
+    float dsink = NAN;
+    size_t i, j, bad = 0;
+    int rc;
+    fill_uniform(x, R * C, -6.0f, 6.0f);
+    fill_uniform(dy, R * C, -1.0f, 1.0f);
+    rc = dropmax_forward(SCALE, NULL, NULL, &none, NULL, 0, 3, C, x, R * C, y0, R * C, NULL, 0);
+    rc |= dropmax_forward(SCALE, NULL, NULL, NULL, NULL, 0, 3, C, x, R * C, y, R * C, NULL, 0);
+    CHECK(rc == DROPMAX_OK && memcmp(y, y0, sizeof y) == 0, "sink -inf != no options: %d", rc);
+    opt.sink = 1.25f;
+    rc = dropmax_forward(SCALE, NULL, NULL, &opt, NULL, 0, 3, C, x, R * C, y, R * C, st, R);
+    CHECK(rc == DROPMAX_OK, "sink forward: status %d", rc);
+    for (i = 0; i < R; i++) {
+        double z[C], m = opt.sink, s, dot = 0.0, mag = 0.0, p_sink;
+        for (j = 0; j < C; j++) {
+            z[j] = (double)(SCALE * x[i * C + j]);
+            m = z[j] > m ? z[j] : m;
+        }
+        s = exp((double)opt.sink - m);
+        for (j = 0; j < C; j++) s += exp(z[j] - m);
+        p_sink = exp((double)opt.sink - m) / s;
+        if (st[i].max != (float)m || fabs(st[i].sum - s) > 1e-5 * s) bad++;
+        for (j = 0; j < C; j++) {
+            double p = exp(z[j] - m) / s;
+            if (!within_bound(y[i * C + j], p, m - z[j])) bad++;
+            dot += p * dy[i * C + j];
+            mag += p * fabs(dy[i * C + j]);
+        }
+        want -= p_sink * dot;
+        scale_sum += p_sink * mag;
+    }
+    CHECK(bad == 0, "sink forward: %zu values or statistics off", bad);
+    rc = dropmax_backward_recompute(SCALE, NULL, NULL, &opt, NULL, 0, 3, C, x, R * C, st, R, dy,
+                                    R * C, dx, R * C, &dsink);
+    CHECK(rc == DROPMAX_OK, "sink backward: status %d", rc);
+    CHECK(fabs(dsink - want) <= 1e-5 * scale_sum, "dsink %g, want %g", dsink, want);
+    rc = dropmax_backward_recompute(SCALE, NULL, NULL, &opt, NULL, 0, 3, C, x, R * C, st, R, dy,
+                                    R * C, dx, R * C, (float *)dx);
+    CHECK(rc == DROPMAX_ERR_OVERLAP, "dsink inside dx: status %d", rc);
+}
+
 int main(void) {
     test_philox_kat();
     test_forward_eval();
@@ -611,6 +662,7 @@ int main(void) {
     test_row_splits();
     test_dropout_apply();
     test_errors();
+    test_sink();
     printf("C test: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
