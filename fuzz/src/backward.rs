@@ -254,6 +254,7 @@ pub fn check_with(input: &BackwardInput, tamper: Tamper<'_>) {
         band,
         cols: &cols,
         bias: bias.as_deref(),
+        sink: f32::NEG_INFINITY,
         tamper,
     };
     let ops = Ops {

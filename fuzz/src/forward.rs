@@ -258,6 +258,8 @@ fuzz_struct! {
         pub bias: Option<BiasIn>,
         pub call: CallIn,
         pub data: Fill,
+        /// The attention sink logit (`with_sink`); none (`-inf`) when left out.
+        pub sink: Option<Val>,
     }
 }
 
@@ -524,6 +526,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) band: Band,
     pub(crate) cols: &'a Cols,
     pub(crate) bias: Option<&'a [f32]>,
+    /// The sink logit, `-inf` for none.
+    pub(crate) sink: f32,
     pub(crate) tamper: Tamper<'a>,
 }
 
@@ -536,7 +540,7 @@ impl Ctx<'_> {
             Cols::Bits(b) => format!("{} bytes of bits", b.len()),
         };
         format!(
-            "n={} scale={:?} train={:?} row={} band={:?} cols={} bias_len={:?}",
+            "n={} scale={:?} train={:?} row={} band={:?} cols={} bias_len={:?} sink={:?}",
             self.n,
             self.scale,
             self.train
@@ -545,6 +549,7 @@ impl Ctx<'_> {
             self.band,
             cols,
             self.bias.map(<[f32]>::len),
+            self.sink,
         )
     }
 
@@ -571,7 +576,7 @@ pub(crate) enum Kind {
     Empty,
     /// `k` scores of `+inf` share the probability.
     Inf(usize),
-    /// Everything else; `s` is the exact (`f64`) sum of `exp(z_j - m)`.
+    /// Everything else; `s` is the exact (`f64`) sum of `exp(z_j - m)` (the sink included).
     Ordinary { m: f32, s: f64, visible: usize },
 }
 
@@ -600,16 +605,23 @@ pub(crate) fn model(ctx: &Ctx<'_>, x: &[f32], i: usize) -> Expect {
             }
         })
         .collect();
-    let kind = if z.iter().any(|v| v.is_nan()) {
+    // The sink is one more score, with no column.
+    let sink = ctx.sink;
+    let kind = if z.iter().any(|v| v.is_nan()) || sink.is_nan() {
         Kind::Nan
     } else {
-        let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let m = z.iter().copied().fold(sink, f32::max);
         if m == f32::NEG_INFINITY {
             Kind::Empty
         } else if m == f32::INFINITY {
-            Kind::Inf(z.iter().filter(|&&v| v == f32::INFINITY).count())
+            let k = z.iter().chain([&sink]).filter(|&&v| v == f32::INFINITY);
+            Kind::Inf(k.count())
         } else {
-            let s = z.iter().map(|&v| (f64::from(v) - f64::from(m)).exp()).sum();
+            let s = z
+                .iter()
+                .chain([&sink])
+                .map(|&v| (f64::from(v) - f64::from(m)).exp())
+                .sum();
             Kind::Ordinary {
                 m,
                 s,
@@ -734,8 +746,12 @@ fn check_output(ctx: &Ctx<'_>, e: &Expect, row: u64, y: &[f32], st: RowStats, wh
                 total += f64::from(v);
                 total_bound += bound;
             }
-            if ctx.train.is_none() && (total - 1.0).abs() > total_bound {
-                fail(format!("eval row sums to {total:?}, bound {total_bound:e}"));
+            // The columns' share: all but the sink's.
+            let share = 1.0 - (f64::from(ctx.sink) - f64::from(m)).exp() / s;
+            if ctx.train.is_none() && (total - share).abs() > total_bound {
+                fail(format!(
+                    "eval row sums to {total:?}, want {share:?}, bound {total_bound:e}"
+                ));
             }
         }
     }
@@ -888,6 +904,7 @@ pub fn check_with(input: &ForwardInput, tamper: Tamper<'_>) {
         band,
         cols: &cols,
         bias: bias.as_deref(),
+        sink: input.sink.as_ref().map_or(f32::NEG_INFINITY, val),
         tamper,
     };
 
@@ -910,7 +927,9 @@ pub fn check_with(input: &ForwardInput, tamper: Tamper<'_>) {
             return;
         }
     };
-    let mut op = base.with_mask(band.mask(&input.mask.band, 0, &cols));
+    let mut op = base
+        .with_mask(band.mask(&input.mask.band, 0, &cols))
+        .with_sink(ctx.sink);
     if let Some(b) = ctx.bias {
         op = op.with_bias(b);
     }

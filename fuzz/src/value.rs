@@ -139,6 +139,11 @@ impl Parser<'_> {
 pub trait FromValue: Sized {
     /// The value `v` describes.
     fn from_value(v: &Value) -> Result<Self, String>;
+    /// The value of a struct field left out of the text, if it may be: `None` for `Option`
+    /// fields (so that cases written before a field was added still read), none otherwise.
+    fn missing() -> Option<Self> {
+        None
+    }
 }
 
 /// Parses `text` as a `T`.
@@ -156,11 +161,10 @@ pub fn fields<'v>(v: &'v Value, name: &str) -> Result<&'v [(String, Value)], Str
 
 /// Field `name` of a struct's fields, converted.
 pub fn field<T: FromValue>(fields: &[(String, Value)], name: &str) -> Result<T, String> {
-    let (_, v) = fields
-        .iter()
-        .find(|(f, _)| f == name)
-        .ok_or_else(|| format!("missing field {name}"))?;
-    T::from_value(v).map_err(|e| format!("{name}: {e}"))
+    match fields.iter().find(|(f, _)| f == name) {
+        Some((_, v)) => T::from_value(v).map_err(|e| format!("{name}: {e}")),
+        None => T::missing().ok_or_else(|| format!("missing field {name}")),
+    }
 }
 
 fn atom(v: &Value) -> Result<&str, String> {
@@ -224,6 +228,10 @@ impl<T: FromValue> FromValue for Option<T> {
             }
             _ => Err(format!("expected an Option, found {v:?}")),
         }
+    }
+
+    fn missing() -> Option<Self> {
+        Some(None)
     }
 }
 
