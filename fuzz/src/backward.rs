@@ -45,8 +45,8 @@
 
 use crate::forward::{
     Band, BandIn, BiasIn, Cols, ColsIn, Ctx, Expect, Fill, Kind, Len, LenAdj, MAX_LEN, MIN_NORMAL,
-    MaskIn, ModeIn, SENTINEL, ScaleIn, Tamper, TrainIn, U24, adjust, bits_equal, each_kernel,
-    exact_and_bound, fill, model, p_of, rel, scale_of, stats_bits, variants,
+    MaskIn, ModeIn, SENTINEL, ScaleIn, Tamper, TrainIn, U24, Val, adjust, bits_equal, each_kernel,
+    exact_and_bound, fill, model, p_of, rel, scale_of, stats_bits, val, variants,
 };
 use crate::value::F32Bits;
 use dropmax::{
@@ -191,6 +191,9 @@ fuzz_struct! {
         /// The logits.
         pub data: Fill,
         pub dy: Fill,
+        /// The attention sink logit (`with_sink`); none (`-inf`) when left out, and for split
+        /// rows far from column 0 (whose chunks do not carry it).
+        pub sink: Option<Val>,
     }
 }
 
@@ -222,10 +225,16 @@ pub fn check_with(input: &BackwardInput, tamper: Tamper<'_>) {
         None => SoftmaxDropout::eval(scale),
         Some((d, key)) => SoftmaxDropout::train(scale, d, key),
     };
+    let far = matches!(&input.call, CallIn::Split(s) if !matches!(s.origin, Origin::Zero));
+    let sink = match &input.sink {
+        Some(v) if !far => val(v),
+        _ => f32::NEG_INFINITY,
+    };
     let Ok(base) = base else { return };
     let Ok(eval) = SoftmaxDropout::eval(scale) else {
         return;
     };
+    let (base, eval) = (base.with_sink(sink), eval.with_sink(sink));
 
     // A split row's bias and column mask have the row's length (its probes alter them).
     let split = matches!(input.call, CallIn::Split(_));
@@ -254,7 +263,7 @@ pub fn check_with(input: &BackwardInput, tamper: Tamper<'_>) {
         band,
         cols: &cols,
         bias: bias.as_deref(),
-        sink: f32::NEG_INFINITY,
+        sink,
         tamper,
     };
     let ops = Ops {

@@ -319,7 +319,7 @@ fn special(s: &Special) -> f32 {
     }
 }
 
-fn val(v: &Val) -> f32 {
+pub(crate) fn val(v: &Val) -> f32 {
     match v {
         Val::Bits(b) => b.get(),
         Val::Small(s) => f32::from(*s) / 256.0,
