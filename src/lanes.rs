@@ -6,15 +6,18 @@
 //! reference.
 
 use crate::exp::CUTOFF;
-use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
+use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Shl, Shr, Sub};
 use wide::u32x8;
 
 /// `N` lanes of `f32`. Comparison results are lane masks of the same type (all bits set or clear).
+/// The arithmetic operators are IEEE lane by lane (correctly rounded; `Div` is `tanh`'s one
+/// division).
 pub(crate) trait F32s<const N: usize>:
     Copy
     + Add<Output = Self>
     + Sub<Output = Self>
     + Mul<Output = Self>
+    + Div<Output = Self>
     + BitAnd<Output = Self>
     + BitOr<Output = Self>
 {

@@ -5,7 +5,7 @@
 //! tables differ in nothing else.
 
 use crate::lanes::{F32s, U32s};
-use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
+use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Shl, Shr, Sub};
 use wide::{f32x16, u32x16};
 
 /// `wide`'s `f32x16`, whose bits are [`U`].
@@ -35,6 +35,7 @@ macro_rules! delegate_op {
 delegate_op!(F, f32x16, Add, add);
 delegate_op!(F, f32x16, Sub, sub);
 delegate_op!(F, f32x16, Mul, mul);
+delegate_op!(F, f32x16, Div, div);
 delegate_op!(F, f32x16, BitAnd, bitand);
 delegate_op!(F, f32x16, BitOr, bitor);
 delegate_op!(U, u32x16, Add, add);

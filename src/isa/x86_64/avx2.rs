@@ -12,7 +12,7 @@ use super::has_avx2;
 use crate::lanes::{F32s, U32s, exp_finish_portable, kept_portable};
 use crate::philox::{portable_in_order, portable_in_order_x2, portable_x1};
 use core::arch::x86_64::*;
-use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
+use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Shl, Shr, Sub};
 
 /// The kernel of the AVX2 table: AVX2 and FMA, 16 lanes in two registers, chosen at run time.
 ///
@@ -54,6 +54,7 @@ pub(crate) struct U32x8(__m256i);
 binary!(F32x8, Add, add, _mm256_add_ps);
 binary!(F32x8, Sub, sub, _mm256_sub_ps);
 binary!(F32x8, Mul, mul, _mm256_mul_ps);
+binary!(F32x8, Div, div, _mm256_div_ps);
 binary!(F32x8, BitAnd, bitand, _mm256_and_ps);
 binary!(F32x8, BitOr, bitor, _mm256_or_ps);
 binary!(U32x8, Add, add, _mm256_add_epi32);
@@ -280,6 +281,7 @@ macro_rules! halves {
 halves!(F32x16, Add, add);
 halves!(F32x16, Sub, sub);
 halves!(F32x16, Mul, mul);
+halves!(F32x16, Div, div);
 halves!(F32x16, BitAnd, bitand);
 halves!(F32x16, BitOr, bitor);
 halves!(U32x16, Add, add);

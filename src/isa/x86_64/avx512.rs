@@ -9,7 +9,7 @@ use super::has_avx512;
 use crate::exp::CUTOFF;
 use crate::lanes::{F32s, U32s};
 use core::arch::x86_64::*;
-use core::ops::{Add, BitAnd, BitOr, BitXor, Mul, Shl, Shr, Sub};
+use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Shl, Shr, Sub};
 
 /// The kernel of the AVX-512 table: AVX-512 F/BW/DQ/VL, 16 lanes, chosen at run time.
 ///
@@ -61,6 +61,7 @@ fn vector_of(k: __mmask16) -> __m512 {
 binary!(F32x16, Add, add, _mm512_add_ps);
 binary!(F32x16, Sub, sub, _mm512_sub_ps);
 binary!(F32x16, Mul, mul, _mm512_mul_ps);
+binary!(F32x16, Div, div, _mm512_div_ps);
 binary!(F32x16, BitAnd, bitand, _mm512_and_ps);
 binary!(F32x16, BitOr, bitor, _mm512_or_ps);
 binary!(U32x16, Add, add, _mm512_add_epi32);
