@@ -65,22 +65,31 @@ pub(crate) mod tests {
     /// the AVX-512 finish computes `2^n (1 + t p)` with `vscalefps` instead of `2^n t p + 2^n`,
     /// the same rounding, as scaling by `2^n` is then exact.
     fn steps(d: f32) -> Option<f32> {
-        let vn = libm::fmaf(d, LOG2E, MAGIC_BIAS);
-        let s = f32::from_bits(vn.to_bits() << 23);
-        let n = vn - MAGIC_BIAS;
-        let t = libm::fmaf(n, -LN2_LO, libm::fmaf(n, -LN2_HI, d));
-        let p = [C4, C3, C2, C1]
-            .iter()
-            .fold(C5, |p, &c| libm::fmaf(p, t, c));
-        let ts = t * s;
+        let (e, ts) = one_lane(d, true);
         if ts != 0.0 && ts.abs() < f32::MIN_POSITIVE {
             return None;
         }
-        Some(if d < CUTOFF {
-            0.0
-        } else {
-            libm::fmaf(ts, p, s)
-        })
+        Some(e)
+    }
+
+    /// The steps of the portable finish one lane at a time: `2^n` by shifting the biased
+    /// exponent, `e = (t 2^n) p + 2^n` (0 below the cutoff), each `mul_add` fused where `fused`,
+    /// else rounded twice as the portable table without FMA does. Returns `e` and `t 2^n`.
+    pub(crate) fn one_lane(d: f32, fused: bool) -> (f32, f32) {
+        let fma = |a: f32, b: f32, c: f32| {
+            if fused {
+                libm::fmaf(a, b, c)
+            } else {
+                a * b + c
+            }
+        };
+        let vn = fma(d, LOG2E, MAGIC_BIAS);
+        let s = f32::from_bits(vn.to_bits() << 23);
+        let n = vn - MAGIC_BIAS;
+        let t = fma(n, -LN2_LO, fma(n, -LN2_HI, d));
+        let p = [C4, C3, C2, C1].iter().fold(C5, |p, &c| fma(p, t, c));
+        let ts = t * s;
+        (if d < CUTOFF { 0.0 } else { fma(ts, p, s) }, ts)
     }
 
     /// Every 613th `f32` in `[-88, 0]` (about 1.8 million, all exponents), the cutoff's

@@ -147,6 +147,7 @@ mod lanes;
 mod mask;
 pub mod philox;
 mod softmax;
+mod tanh;
 
 pub use batch::{AttentionBatch, AttentionShape};
 pub use dropout::{Dropout, DropoutKey, keep, mask_uniform};

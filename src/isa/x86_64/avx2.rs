@@ -500,6 +500,14 @@ mod tests {
         }
     }
 
+    /// `tanh`'s sweep (see `tanh`'s tests) on this table's vectors, where the CPU has it.
+    #[test]
+    fn tanh_matches_the_steps_and_tanh() {
+        if super::super::tests::runs("avx2", super::super::has_avx2()) {
+            crate::tanh::tests::sweep::<16, super::F32x16>();
+        }
+    }
+
     /// Every `U32s` method against its scalar definition, at both widths of this table.
     #[test]
     fn u32s_keep_their_contract() {

@@ -523,6 +523,14 @@ mod tests {
         }
     }
 
+    /// `tanh`'s sweep (see `tanh`'s tests) on this table's vectors, where the CPU has it.
+    #[test]
+    fn tanh_matches_the_steps_and_tanh() {
+        if super::super::tests::runs("avx512", super::super::has_avx512()) {
+            crate::tanh::tests::sweep::<16, super::F32x16>();
+        }
+    }
+
     /// Every `U32s` method against its scalar definition: the 64-bit-lane Philox (blocks in
     /// order, rows ahead, words 0), the byte comparisons from mask registers, the transpose.
     #[test]
