@@ -29,6 +29,12 @@ pub enum Error {
     /// The kernel variant needs instructions this CPU lacks (see
     /// [`RowKernel::is_supported`](crate::RowKernel::is_supported)).
     UnsupportedKernel,
+    /// A soft-cap that is not finite and positive
+    /// ([`SoftmaxDropout::with_softcap`](crate::SoftmaxDropout::with_softcap)).
+    InvalidSoftcap,
+    /// The backward pass of a soft-capped operation was given saved probabilities: the cap's
+    /// derivative needs the logits (pass them with their statistics to recompute `P`).
+    LogitsRequired,
 }
 
 impl fmt::Display for Error {
@@ -50,6 +56,10 @@ impl fmt::Display for Error {
             }
             Error::UnsupportedKernel => {
                 f.write_str("the kernel variant needs instructions this CPU lacks")
+            }
+            Error::InvalidSoftcap => f.write_str("soft-cap is not finite and positive"),
+            Error::LogitsRequired => {
+                f.write_str("the backward of a soft-capped operation needs the logits")
             }
         }
     }

@@ -159,6 +159,7 @@ pub use isa::{Isa, isa};
 pub use kernel::{Best, Probabilities, RowKernel, RowStats, Scalar, Wide4, Wide8, Wide16};
 pub use mask::Mask;
 pub use softmax::{MatrixProbabilities, Mode, SoftmaxDropout};
+pub use tanh::MAX_REL_ERROR as MAX_TANH_REL_ERROR;
 /// The SIMD crate whose vector types appear in [`philox`]'s signatures.
 pub use wide;
 

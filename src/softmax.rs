@@ -53,6 +53,8 @@ pub struct SoftmaxDropout<'a, K: RowKernel = Best> {
     mask: Mask<'a>,
     bias: Option<&'a [f32]>,
     sink: f32,
+    /// The soft-cap `c`, or 0 for none.
+    cap: f32,
     kernel: PhantomData<K>,
 }
 
@@ -79,6 +81,7 @@ impl<'a> SoftmaxDropout<'a, Best> {
             mask: Mask::none(),
             bias: None,
             sink: f32::NEG_INFINITY,
+            cap: 0.0,
             kernel: PhantomData,
         })
     }
@@ -137,6 +140,35 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         Self { sink, ..self }
     }
 
+    /// The same operation with logit soft-capping (Gemma 2): the scores become
+    ///
+    /// ```text
+    /// z_j = c * tanh(scale * x_j / c) + b_j        (visible j; -inf when x_j or b_j is -inf)
+    /// ```
+    ///
+    /// the cap applied to the scaled logit, before the bias and the mask, so `|z_j - b_j| < c`.
+    /// Computed as `fl(c * T(fl(x_j * fl(scale / c))))` (then `+ b_j`), `T` the kernels' vector
+    /// `tanh` (relative error at most [`MAX_TANH_REL_ERROR`](crate::MAX_TANH_REL_ERROR)). A
+    /// `+inf` logit caps to `c` (to `-c` for a negative scale); a `-inf` logit stays a masked
+    /// column, as without the cap; NaN stays NaN (a NaN row). The statistics describe the capped
+    /// scores. Error of `Y_j`: the row's bound with `|z_j - m|` as usual, plus
+    /// `2 (u_T + 3 u) c` relative (`u = 2^-24`, `u_T` the `tanh` bound), from the capped scores'
+    /// own rounding. Cost: one `tanh` (a polynomial, an exponential and a division) per visible
+    /// element, on every kernel; the plain and in-register paths are not used with a cap.
+    ///
+    /// The backward pass multiplies `dx_j` by the cap's derivative `1 - ((z_j - b_j) / c)^2`, so
+    /// it needs the logits: [`Probabilities::Recompute`] (saved `P` is
+    /// [`Error::LogitsRequired`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSoftcap`] unless `c` is finite and positive.
+    pub fn with_softcap(self, c: f32) -> Result<Self, Error> {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(Error::InvalidSoftcap);
+        }
+        Ok(Self { cap: c, ..self })
+    }
+
     /// The same operation run by kernel variant `L`: every variant gives the same masks and values
     /// within the documented bound.
     pub fn with_kernel<L: RowKernel>(self) -> SoftmaxDropout<'a, L> {
@@ -146,6 +178,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             mask,
             bias,
             sink,
+            cap,
             ..
         } = self;
         SoftmaxDropout {
@@ -154,6 +187,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             mask,
             bias,
             sink,
+            cap,
             kernel: PhantomData,
         }
     }
@@ -189,6 +223,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
             bias: self.bias,
             columns: self.mask.columns(),
             sink: self.sink,
+            cap: self.cap,
         }
     }
 
@@ -325,7 +360,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     /// with the same row id, key, mask, bias and scale as the forward. The dropout mask is
     /// regenerated from the key, never stored; `P` is either saved by the caller or recomputed
     /// from the logits and the forward's [`RowStats`] (see [`Probabilities`]). The gradient with
-    /// respect to an additive bias is `dx_j / scale`. Cost: two passes over the row (plus one
+    /// respect to an additive bias is `dx_j / scale` (with a soft-cap, `dx_j / (scale (1 - t_j^2))`, see [`with_softcap`](Self::with_softcap)). Cost: two passes over the row (plus one
     /// exponential per element when recomputing), the keep bits generated once for rows up to
     /// 4096 columns.
     ///
@@ -353,6 +388,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     ) -> Result<f32, Error> {
         let n = dx.len();
         let p_len = match probs {
+            Probabilities::Saved(_) if self.cap != 0.0 => return Err(Error::LogitsRequired),
             Probabilities::Saved(p) => p.len(),
             Probabilities::Recompute { logits, .. } => logits.len(),
         };
@@ -465,6 +501,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
         record: impl FnMut(f32),
     ) -> Result<(), Error> {
         let (p, stats) = match probs {
+            MatrixProbabilities::Saved(_) if self.cap != 0.0 => return Err(Error::LogitsRequired),
             MatrixProbabilities::Saved(p) => (p, None),
             MatrixProbabilities::Recompute { logits, stats } => (logits, Some(stats)),
         };

@@ -44,12 +44,10 @@ const P6: f32 = f32::from_bits(0xB9BB_E922); // -0x1.77D244p-12 = -0.00035841116
 /// (`0x3F80B08A`), and 9.60e-8 (1.23 ulp) with each `mul_add` rounded twice, at `x = 1.0006633`
 /// (`0x3F8015BC`): both just above the polynomial's end, where `2e / (1 + e)` is largest. Within
 /// that, [`tanh_scalar`]: 9.20e-8 (1.09 ulp).
-#[cfg_attr(not(test), allow(dead_code))] // used by the soft-cap option, next
 pub const MAX_REL_ERROR: f32 = 9.7e-8;
 
 /// `tanh x` lane by lane, within [`MAX_REL_ERROR`]; odd bit for bit (`tanh(-x) = -tanh(x)`,
 /// zeros keep their sign), exactly `±1` from `|x| = 9.010914` on and for `±inf`, NaN for NaN.
-#[cfg_attr(not(test), allow(dead_code))] // used by the soft-cap option, next
 #[inline(always)]
 pub(crate) fn tanh_p15o_rr2p5_div<const N: usize, V: F32s<N>>(x: V) -> V {
     let bits = x.to_bits();
@@ -78,7 +76,6 @@ pub(crate) fn tanh_p15o_rr2p5_div<const N: usize, V: F32s<N>>(x: V) -> V {
 /// target), and `e = libm::expf(-2z)` (the scalar kernel's exponential) above; within
 /// [`MAX_REL_ERROR`], odd, and `±1`, NaN and `±0` as [`tanh_p15o_rr2p5_div`]. Not
 /// `libm::tanhf`: that one is off by up to 1.69e-7 (2.19 ulp), measured as this one is.
-#[cfg_attr(not(test), allow(dead_code))] // used by the soft-cap option, next
 pub(crate) fn tanh_scalar(x: f32) -> f32 {
     let sign = x.to_bits() & SIGN;
     let z = f32::from_bits(x.to_bits() ^ sign);

@@ -139,6 +139,8 @@ pub(crate) mod sealed {
         /// The sink logit, a score with no column that joins the row's maximum and sum;
         /// `-inf` for none.
         pub sink: f32,
+        /// The soft-cap `c > 0` (`z = c tanh(s x / c) + b`), or 0 for none.
+        pub cap: f32,
     }
 
     /// A dropout decision plan for one row, for `0 < D < 2^32`.
@@ -307,6 +309,9 @@ pub(crate) mod sealed {
             plan: Option<&DropPlan>,
             scale: f32,
         ) -> f32;
+        /// The soft-cap's chain rule: `dx[j] *= 1 - t_j^2`, `t_j = tanh(x[j] * s_over_c)` as
+        /// the forward computes it, for `j` in `lo..hi` (`x` covers `dx`).
+        fn cap_grad(x: &[f32], dx: &mut [f32], lo: usize, hi: usize, s_over_c: f32);
     }
 }
 
@@ -628,7 +633,11 @@ fn finish_prepared_row<K: sealed::Passes>(
 /// Whether scores are plain, `z_j = s * x_j` with `s > 0`: see `Passes::plain_max`.
 #[inline(always)]
 fn plain_scores(sc: &Scores<'_>) -> bool {
-    sc.scale > 0.0 && sc.bias.is_none() && matches!(sc.columns, Columns::All) && !sc.sink.is_nan()
+    sc.scale > 0.0
+        && sc.bias.is_none()
+        && matches!(sc.columns, Columns::All)
+        && !sc.sink.is_nan()
+        && sc.cap == 0.0
 }
 
 /// The rows `x.chunks(cols)` into `y.chunks_mut(cols)` (in place without `x`), row `i` with
@@ -1180,6 +1189,12 @@ fn backward_row_on<K: sealed::Passes>(
         }
     };
     let dot = K::grad(saved, dy, dx, lo, hi, rescale, plan.as_ref(), sc.scale);
+    // Through the soft-cap (the callers pass the logits whenever there is one).
+    if sc.cap != 0.0
+        && let Probabilities::Recompute { logits, .. } = probs
+    {
+        K::cap_grad(logits, dx, lo, hi, sc.scale / sc.cap);
+    }
     // Columns the per-column mask hides get no gradient, whatever P holds there.
     if !matches!(sc.columns, Columns::All)
         && let Some(seg) = dx.get_mut(lo..hi)

@@ -4,6 +4,7 @@ use super::sealed::Passes;
 use super::{DropPlan, Scalar, Scores};
 use crate::dropout::{main_byte, tie_break};
 use crate::exp::CUTOFF;
+use crate::tanh::tanh_scalar;
 
 /// `z_j` for one column: the definition every variant reproduces bit for bit.
 #[inline(always)]
@@ -14,6 +15,18 @@ pub(crate) fn score(scale: f32, x: f32, b: Option<f32>, visible: bool) -> f32 {
     }
     let sx = scale * x;
     if b.is_some() { sx + b_val } else { sx }
+}
+
+/// `z_j` for one column with a soft-cap `c` (`s_over_c = fl(s / c)`): `c * tanh(x * s_over_c)`
+/// (`+ b`), `-inf` where excluded, as [`score`].
+#[inline(always)]
+fn capped_score(s_over_c: f32, c: f32, x: f32, b: Option<f32>, visible: bool) -> f32 {
+    let b_val = b.unwrap_or(0.0);
+    if !visible || x == f32::NEG_INFINITY || b_val == f32::NEG_INFINITY {
+        return f32::NEG_INFINITY;
+    }
+    let z = c * tanh_scalar(x * s_over_c);
+    if b.is_some() { z + b_val } else { z }
 }
 
 impl Passes for Scalar {
@@ -32,7 +45,11 @@ impl Passes for Scalar {
             }
             .unwrap_or(f32::NEG_INFINITY);
             let b = sc.bias.and_then(|b| b.get(j).copied());
-            let z = score(sc.scale, x, b, sc.columns.visible(j));
+            let z = if sc.cap != 0.0 {
+                capped_score(sc.scale / sc.cap, sc.cap, x, b, sc.columns.visible(j))
+            } else {
+                score(sc.scale, x, b, sc.columns.visible(j))
+            };
             nan |= z.is_nan();
             m = m.max(z);
             if let Some(d) = dst.get_mut(j) {
@@ -108,6 +125,16 @@ impl Passes for Scalar {
             }
         }
         dot
+    }
+
+    fn cap_grad(x: &[f32], dx: &mut [f32], lo: usize, hi: usize, s_over_c: f32) {
+        for j in lo..hi {
+            let (Some(&x), Some(d)) = (x.get(j), dx.get_mut(j)) else {
+                return;
+            };
+            let t = tanh_scalar(x * s_over_c);
+            *d *= 1.0 - t * t;
+        }
     }
 
     fn keep_words(plan: &DropPlan, first: usize, words: &mut [u64; 64], end: usize) {

@@ -11,6 +11,7 @@ use crate::exp::exp_rr2_p5;
 use crate::lanes::{F32s, U32s};
 use crate::mask::Columns;
 use crate::philox::{blocks_in_order, blocks_in_order_x2};
+use crate::tanh::tanh_p15o_rr2p5_div;
 use wide::{i32x8, u32x8};
 
 /// How many pairs ahead of its zero store a chunk of the masked tail is fetched for writing.
@@ -212,6 +213,9 @@ pub(crate) fn scores<const N: usize, V: F32s<N>>(
     }
     let bias = sc.bias.and_then(|b| b.get(lo..hi));
     let s = sc.scale;
+    if sc.cap != 0.0 {
+        return capped_scores::<N, V>(x, seg, bias, s / sc.cap, sc.cap);
+    }
     match (x, bias) {
         (Some(x), Some(b)) => score_loop::<N, V, true, true, true>(x, seg, b, s),
         (Some(x), None) if s > 0.0 => score_loop::<N, V, true, false, false>(x, seg, &[], s),
@@ -219,6 +223,98 @@ pub(crate) fn scores<const N: usize, V: F32s<N>>(
         (None, Some(b)) => score_loop::<N, V, false, true, true>(&[], seg, b, s),
         (None, None) if s > 0.0 => score_loop::<N, V, false, false, false>(&[], seg, &[], s),
         (None, None) => score_loop::<N, V, false, false, true>(&[], seg, &[], s),
+    }
+}
+
+/// One chunk of soft-capped scores, bit-identical to `scalar::score`'s definition with the
+/// vector `tanh`: `c * tanh(x * s_over_c) (+ b)`, `-inf` where `x` or `b` is `-inf`.
+#[inline(always)]
+fn capped_chunk<const N: usize, V: F32s<N>, const BIAS: bool>(x: V, b: V, s_over_c: V, c: V) -> V {
+    let neg_inf = V::splat(f32::NEG_INFINITY);
+    let t = tanh_p15o_rr2p5_div::<N, V>(x * s_over_c);
+    let z = c * t;
+    let (z, excluded) = if BIAS {
+        (z + b, x.eq_mask(neg_inf) | b.eq_mask(neg_inf))
+    } else {
+        (z, x.eq_mask(neg_inf))
+    };
+    V::select(excluded, neg_inf, z)
+}
+
+/// Pass 1 with a soft-cap into `seg` (from `x`, or in place when `x` is `None`): whole chunks,
+/// then the tail through a padded copy (`-inf` logits, excluded from the maximum).
+#[inline(always)]
+fn capped_scores<const N: usize, V: F32s<N>>(
+    x: Option<&[f32]>,
+    seg: &mut [f32],
+    bias: Option<&[f32]>,
+    s_over_c: f32,
+    c: f32,
+) -> (f32, bool) {
+    let (vsc, vc) = (V::splat(s_over_c), V::splat(c));
+    let zero = V::splat(0.0);
+    let mut acc = MaxAcc {
+        max: V::splat(f32::NEG_INFINITY),
+        nan: zero,
+    };
+    let n = seg.len();
+    let mut j = 0;
+    while j < n {
+        let src: &[f32] = match x {
+            Some(x) => x.get(j..).unwrap_or(&[]),
+            None => seg.get(j..).unwrap_or(&[]),
+        };
+        let xv = match src.first_chunk::<N>() {
+            Some(c) => V::load(c),
+            None => load_padded::<N, V>(src, f32::NEG_INFINITY),
+        };
+        let z = match bias.map(|b| b.get(j..).unwrap_or(&[])) {
+            Some(b) => {
+                let bv = match b.first_chunk::<N>() {
+                    Some(c) => V::load(c),
+                    None => load_padded::<N, V>(b, 0.0),
+                };
+                capped_chunk::<N, V, true>(xv, bv, vsc, vc)
+            }
+            None => capped_chunk::<N, V, false>(xv, zero, vsc, vc),
+        };
+        acc = acc.add(z);
+        if let Some(rest) = seg.get_mut(j..) {
+            match rest.first_chunk_mut::<N>() {
+                Some(c) => z.store(c),
+                None => store_partial(z, rest),
+            }
+        }
+        j += N;
+    }
+    (acc.max.reduce_max(), acc.nan.any())
+}
+
+/// `dx[j] *= 1 - t_j^2`, `t_j = tanh(x[j] * s_over_c)`, for `j` in `lo..hi`: the soft-cap's
+/// chain rule (see `Passes::cap_grad`).
+#[inline(always)]
+pub(crate) fn cap_grad<const N: usize, V: F32s<N>>(
+    x: &[f32],
+    dx: &mut [f32],
+    lo: usize,
+    hi: usize,
+    s_over_c: f32,
+) {
+    let (Some(x), Some(dx)) = (x.get(lo..hi), dx.get_mut(lo..hi)) else {
+        return;
+    };
+    let vsc = V::splat(s_over_c);
+    let one = V::splat(1.0);
+    let (xc, xt) = x.as_chunks::<N>();
+    let (dc, dt) = dx.as_chunks_mut::<N>();
+    for (x, d) in xc.iter().zip(dc.iter_mut()) {
+        let t = tanh_p15o_rr2p5_div::<N, V>(V::load(x) * vsc);
+        (V::load(d) * (one - t * t)).store(d);
+    }
+    if !dt.is_empty() {
+        let t = tanh_p15o_rr2p5_div::<N, V>(load_padded::<N, V>(xt, 0.0) * vsc);
+        let d = load_padded::<N, V>(dt, 0.0);
+        store_partial(d * (one - t * t), dt);
     }
 }
 
@@ -454,7 +550,7 @@ pub(crate) fn short_row<const N: usize, V: F32s<N>>(
     if src.is_some_and(|x| x.len() != n) || n < N || span.0 >= span.1 || span.1 > n {
         return None;
     }
-    if sc.bias.is_some_and(|b| b.len() < n) {
+    if sc.bias.is_some_and(|b| b.len() < n) || sc.cap != 0.0 {
         return None;
     }
     let row = (src, sc, dst, span, rescale, plan, keep);
@@ -571,7 +667,7 @@ fn pair_of_rows<const N: usize, V: F32s<N>, K: PairKeep<N>>(
             return None;
         }
     }
-    if n < N || sc.bias.is_some_and(|b| b.len() < n) {
+    if n < N || sc.bias.is_some_and(|b| b.len() < n) || sc.cap != 0.0 {
         return None;
     }
     let pair = (src, sc, dst, span, rescale);
@@ -780,7 +876,8 @@ fn plain_chunks<const N: usize, V: F32s<N>, const C: usize>(
     lo: usize,
     hi: usize,
 ) -> Option<[V; C]> {
-    if sc.scale <= 0.0 || sc.bias.is_some() || !matches!(sc.columns, Columns::All) {
+    if sc.scale <= 0.0 || sc.bias.is_some() || !matches!(sc.columns, Columns::All) || sc.cap != 0.0
+    {
         return None;
     }
     let (chunks, []) = x.as_chunks::<N>() else {
@@ -1688,6 +1785,11 @@ macro_rules! vector_passes {
                     $crate::kernel::vector::grad::<$n, $v>(
                         p, dy, dx, lo, hi, rescale, plan, scale,
                     )
+                }
+            }
+            $wrap! {
+                fn cap_grad(x: &[f32], dx: &mut [f32], lo: usize, hi: usize, s_over_c: f32) {
+                    $crate::kernel::vector::cap_grad::<$n, $v>(x, dx, lo, hi, s_over_c)
                 }
             }
         }

@@ -268,6 +268,8 @@ pub unsafe extern "C" fn dropmax_probe_softmax(
     };
     // Any sink, from the arguments (`-inf`, NaN and `+inf` included).
     let op = op.with_sink(f32::from_bits((seed >> 32) as u32));
+    // Any soft-cap from the arguments: a valid one is taken, the others refused.
+    let op = op.with_softcap(f32::from_bits(seed as u32)).unwrap_or(op);
     match kernel {
         0 => run_rows(op, row, cols, x, y, stats, &mut d),
         1 => run_rows(op.with_kernel::<Scalar>(), row, cols, x, y, stats, &mut d),
