@@ -43,6 +43,11 @@
 //! The group `sink_256x1024` runs `eval_full` and `train_full` on `256x1024` without and with
 //! an attention sink (`with_sink`, a logit near the rows' maxima): the sink's cost.
 //!
+//! The group `softcap_256x1024` runs `eval_full` and `train_full` on `256x1024` without and
+//! with a soft-cap (`with_softcap(0.3)`: the scaled logits span `[-0.5, 0.5)`, so `s x / c`
+//! reaches both of the `tanh`'s branches), and `libm::tanhf` over the same elements (one scalar
+//! `tanh` per element, stored), as a yardstick for the cap's cost per element.
+//!
 //! The portable table's instructions depend on the build's target features, and the run-time
 //! choice on the CPU: always quote figures with their `RUSTFLAGS` and `dropmax::isa()`, and take
 //! ratios only between functions of the same run.
@@ -293,6 +298,34 @@ fn sink(c: &mut Criterion) {
     g.finish();
 }
 
+/// Soft-capping's cost: the same matrix with and without a cap, and a scalar `tanhf` per element
+/// (see the module docs).
+fn softcap(c: &mut Criterion) {
+    let mut b = Bufs::new(256, 1024);
+    let mut g = c.benchmark_group("softcap_256x1024");
+    configure(&mut g, &b);
+    let eval = SoftmaxDropout::eval(SCALE).expect("finite scale");
+    let train = train_op();
+    let cap = |op: SoftmaxDropout<'static>| op.with_softcap(0.3).expect("positive cap");
+    for (name, op) in [
+        ("eval", eval),
+        ("eval_softcap", cap(eval)),
+        ("train", train),
+        ("train_softcap", cap(train)),
+    ] {
+        g.bench_function(name, |bch| bch.iter(|| fused_full(&op, &mut b)));
+    }
+    g.bench_function("tanhf_libm", |bch| {
+        bch.iter(|| {
+            for (y, &x) in b.y.iter_mut().zip(&b.x) {
+                *y = libm::tanhf(x * (SCALE / 0.3));
+            }
+            black_box(&mut b.y);
+        })
+    });
+    g.finish();
+}
+
 /// `AttentionBatch` against the matrix calls over the same rows (see the module docs).
 fn batch(c: &mut Criterion) {
     let shape = AttentionShape::new(2, 4, 32, 1024);
@@ -374,5 +407,5 @@ fn batch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, by_row_length, variants, batch, sink);
+criterion_group!(benches, by_row_length, variants, batch, sink, softcap);
 criterion_main!(benches);

@@ -12,8 +12,9 @@
 //!   calls, then [`backward_rows`](SoftmaxDropout::backward_rows), which regenerates the mask
 //!   from the key instead of storing it.
 //! - A `[batch, heads, q_len, k_len]` tensor: [`AttentionBatch`]. Masks ([`Mask`]: causal,
-//!   sliding window, padding, per-column), an additive bias and an attention sink
-//!   ([`with_sink`](SoftmaxDropout::with_sink)) are options of the operation.
+//!   sliding window, padding, per-column), an additive bias, an attention sink
+//!   ([`with_sink`](SoftmaxDropout::with_sink)) and logit soft-capping
+//!   ([`with_softcap`](SoftmaxDropout::with_softcap)) are options of the operation.
 //! - Rows too long for one call or one thread: [`chunk_stats`](SoftmaxDropout::chunk_stats),
 //!   [`RowStats::merge`], [`forward_chunk`](SoftmaxDropout::forward_chunk).
 //! - Dropout alone, or the mask as bits: [`Dropout::apply`], [`Dropout::mask_bits`].
@@ -69,6 +70,8 @@
 //! - with an attention sink ([`SoftmaxDropout::with_sink`]): a row with no finite visible score
 //!   is all zeros with `max = sink`, `sum = 1`; a NaN sink makes the row a NaN row; a `+inf`
 //!   sink counts as one more `+inf` score (so finite scores get 0);
+//! - with a soft-cap `c` ([`SoftmaxDropout::with_softcap`]): a `+inf` logit caps to `c` (`-c`
+//!   for a negative scale), an ordinary score; `-inf` logits stay masked; NaN as above;
 //! - a non-finite scale, a `p` outside `[0, 1]`, slices of mismatched length: an [`Error`], and
 //!   nothing is written.
 //!
@@ -88,7 +91,9 @@
 //! zeros of two paths always coincide). The sum is taken in blocks of 16 vectors, each
 //! joining a compensated (Kahan) total, so a row dominated by one term, where a plain `f32` total
 //! would lose the same fraction of an ulp at every block, stays within the bound too (a fuzz case
-//! in `tests/data/fuzz/forward/` pins it).
+//! in `tests/data/fuzz/forward/` pins it). With a soft-cap `c`, the reference is the exact
+//! `c tanh(s x_j / c) + b_j`, and the bound gains `2 (u_T + 3 2^-24) c` relative, `u_T` the
+//! vector `tanh`'s [`MAX_TANH_REL_ERROR`].
 //!
 //! What is bit-identical across kernel variants, lane widths and builds (baseline, x86-64-v3,
 //! native; checked against committed digests in every CI build): every keep decision, hence

@@ -94,6 +94,16 @@
 #define DROPMAX_ERR_UNKNOWN 9
 
 /**
+ * `options->softcap` is neither 0 (none) nor finite and positive.
+ */
+#define DROPMAX_ERR_SOFTCAP 10
+
+/**
+ * The backward of a soft-capped operation needs the logits: use `dropmax_backward_recompute`.
+ */
+#define DROPMAX_ERR_LOGITS_REQUIRED 11
+
+/**
  * `DropmaxMask::kind`: every column is visible (up to `key_len`).
  */
 #define DROPMAX_MASK_NONE 0
@@ -169,6 +179,13 @@ typedef struct DropmaxOptions {
    * statistics include it). `-INFINITY` for none; a NaN sink makes every row NaN.
    */
   float sink;
+  /**
+   * Logit soft-capping: `z_j = softcap * tanh(scale * x_j / softcap) + bias_j` (a `-INFINITY`
+   * logit stays masked, `+INFINITY` caps to `softcap`). 0 for none; otherwise finite and
+   * positive (else `DROPMAX_ERR_SOFTCAP`). Its backward needs the logits:
+   * `dropmax_backward_recompute` (`dropmax_backward` gives `DROPMAX_ERR_LOGITS_REQUIRED`).
+   */
+  float softcap;
 } DropmaxOptions;
 
 /**
@@ -240,7 +257,7 @@ struct DropmaxMask dropmax_mask_window(size_t query_pos, size_t window);
 struct DropmaxMask dropmax_mask_band(size_t query_pos, size_t before, size_t after);
 
 /**
- * No options: `sink = -INFINITY`. The same as passing NULL.
+ * No options: `sink = -INFINITY`, `softcap = 0`. The same as passing NULL.
  */
 struct DropmaxOptions dropmax_options_none(void);
 

@@ -79,6 +79,10 @@ pub const DROPMAX_ERR_ALIGNMENT: c_int = 7;
 pub const DROPMAX_ERR_OVERLAP: c_int = 8;
 /// An error this version of the C API does not know (a newer dropmax).
 pub const DROPMAX_ERR_UNKNOWN: c_int = 9;
+/// `options->softcap` is neither 0 (none) nor finite and positive.
+pub const DROPMAX_ERR_SOFTCAP: c_int = 10;
+/// The backward of a soft-capped operation needs the logits: use `dropmax_backward_recompute`.
+pub const DROPMAX_ERR_LOGITS_REQUIRED: c_int = 11;
 
 // ---------------------------------------------------------------------------------------------
 // Masks
@@ -267,16 +271,22 @@ pub struct DropmaxOptions {
     /// and sum, `m = max(sink, max_j z_j)`, `S = exp(sink - m) + sum_j exp(z_j - m)` (the
     /// statistics include it). `-INFINITY` for none; a NaN sink makes every row NaN.
     pub sink: f32,
+    /// Logit soft-capping: `z_j = softcap * tanh(scale * x_j / softcap) + bias_j` (a `-INFINITY`
+    /// logit stays masked, `+INFINITY` caps to `softcap`). 0 for none; otherwise finite and
+    /// positive (else `DROPMAX_ERR_SOFTCAP`). Its backward needs the logits:
+    /// `dropmax_backward_recompute` (`dropmax_backward` gives `DROPMAX_ERR_LOGITS_REQUIRED`).
+    pub softcap: f32,
 }
 
 impl DropmaxOptions {
     /// No options.
     const NONE: DropmaxOptions = DropmaxOptions {
         sink: f32::NEG_INFINITY,
+        softcap: 0.0,
     };
 }
 
-/// No options: `sink = -INFINITY`. The same as passing NULL.
+/// No options: `sink = -INFINITY`, `softcap = 0`. The same as passing NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn dropmax_options_none() -> DropmaxOptions {
     DropmaxOptions::NONE
@@ -289,6 +299,8 @@ fn status(e: Error) -> c_int {
         Error::InvalidProbability => DROPMAX_ERR_PROBABILITY,
         Error::LengthMismatch { .. } => DROPMAX_ERR_LENGTH,
         Error::RowTooLong => DROPMAX_ERR_ROW_TOO_LONG,
+        Error::InvalidSoftcap => DROPMAX_ERR_SOFTCAP,
+        Error::LogitsRequired => DROPMAX_ERR_LOGITS_REQUIRED,
         _ => DROPMAX_ERR_UNKNOWN,
     }
 }
@@ -314,6 +326,8 @@ pub extern "C" fn dropmax_status_message(status: c_int) -> *const c_char {
         DROPMAX_ERR_MASK_KIND => c"unknown mask kind",
         DROPMAX_ERR_ALIGNMENT => c"misaligned pointer",
         DROPMAX_ERR_OVERLAP => c"an output buffer overlaps another buffer",
+        DROPMAX_ERR_SOFTCAP => c"soft-cap is not finite and positive",
+        DROPMAX_ERR_LOGITS_REQUIRED => c"the backward of a soft-capped operation needs the logits",
         DROPMAX_ERR_UNKNOWN => c"unknown dropmax error",
         _ => c"not a dropmax status code",
     };
@@ -439,6 +453,11 @@ impl<'a> Config<'a> {
         let op = op
             .with_mask(self.mask.to_mask(rows)?)
             .with_sink(self.options.sink);
+        let op = if self.options.softcap == 0.0 {
+            op
+        } else {
+            op.with_softcap(self.options.softcap).map_err(status)?
+        };
         Ok(match self.bias {
             Some(b) => op.with_bias(b),
             None => op,

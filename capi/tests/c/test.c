@@ -593,7 +593,7 @@ static void test_errors(void) {
         }
     }
 
-    for (s = DROPMAX_OK; s <= DROPMAX_ERR_UNKNOWN + 1; s++) {
+    for (s = DROPMAX_OK; s <= DROPMAX_ERR_LOGITS_REQUIRED + 1; s++) {
         const char *m = dropmax_status_message(s);
         CHECK(m != NULL && m[0] != '\0', "status message %d", s);
     }
@@ -653,6 +653,59 @@ static void test_sink(void) {
     CHECK(rc == DROPMAX_ERR_OVERLAP, "dsink inside dx: status %d", rc);
 }
 
+/* Logit soft-capping (DropmaxOptions.softcap): every row against the softmax of
+ * c tanh(scale x / c) computed here in double, within the documented bound widened by the cap's
+ * 2 (u_T + 3u) c; the recomputing backward against s (1 - t^2) P (dy - sum P dy); the saved-P
+ * backward and invalid caps refused without writing. */
+static void test_softcap(void) {
+    enum { R = 3, C = 50 };
+    static float x[R * C], y[R * C], dy[R * C], dx[R * C];
+    DropmaxRowStats st[R];
+    DropmaxOptions opt = dropmax_options_none();
+    const double c = 6.0, u = ldexp(1.0, -24), cap_rel = 2.0 * (1e-7 + 3.0 * u) * c;
+    size_t i, j, bad = 0, bad_dx = 0;
+    int rc;
+    fill_uniform(x, R * C, -30.0f, 30.0f);
+    fill_uniform(dy, R * C, -1.0f, 1.0f);
+    x[5] = (float)INFINITY;
+    opt.softcap = (float)c;
+    rc = dropmax_forward(SCALE, NULL, NULL, &opt, NULL, 0, 0, C, x, R * C, y, R * C, st, R);
+    CHECK(rc == DROPMAX_OK, "softcap forward: status %d", rc);
+    rc = dropmax_backward_recompute(SCALE, NULL, NULL, &opt, NULL, 0, 0, C, x, R * C, st, R, dy,
+                                    R * C, dx, R * C, NULL);
+    CHECK(rc == DROPMAX_OK, "softcap backward: status %d", rc);
+    for (i = 0; i < R; i++) {
+        double z[C], p[C], m = -INFINITY, s = 0.0, dot = 0.0, gmax = 0.0;
+        for (j = 0; j < C; j++) {
+            z[j] = c * tanh((double)SCALE * x[i * C + j] / c);
+            m = z[j] > m ? z[j] : m;
+        }
+        for (j = 0; j < C; j++) s += exp(z[j] - m);
+        for (j = 0; j < C; j++) {
+            p[j] = exp(z[j] - m) / s;
+            dot += p[j] * dy[i * C + j];
+            gmax = fabs(dy[i * C + j]) > gmax ? fabs(dy[i * C + j]) : gmax;
+        }
+        for (j = 0; j < C; j++) {
+            double tol = (1e-6 + ldexp(m - z[j], -24) + cap_rel) * p[j] + 1e-30;
+            double t = z[j] / c, want = SCALE * (1.0 - t * t) * p[j] * (dy[i * C + j] - dot);
+            double tol_dx = (1e-5 + 2.0 * cap_rel) * SCALE * p[j] * 2.0 * gmax + 1e-30;
+            if (fabs(y[i * C + j] - p[j]) > tol) bad++;
+            if (fabs(dx[i * C + j] - want) > tol_dx) bad_dx++;
+        }
+    }
+    CHECK(bad == 0, "softcap forward: %zu values off", bad);
+    CHECK(bad_dx == 0, "softcap backward: %zu gradients off", bad_dx);
+    fill(dx, R * C, 7.0f);
+    rc = dropmax_backward(SCALE, NULL, NULL, &opt, NULL, 0, 0, C, y, R * C, dy, R * C, dx, R * C);
+    CHECK(rc == DROPMAX_ERR_LOGITS_REQUIRED && all_equal(dx, R * C, 7.0f),
+          "softcap saved backward: status %d", rc);
+    opt.softcap = -1.0f;
+    fill(y, R * C, 7.0f);
+    rc = dropmax_forward(SCALE, NULL, NULL, &opt, NULL, 0, 0, C, x, R * C, y, R * C, NULL, 0);
+    CHECK(rc == DROPMAX_ERR_SOFTCAP && all_equal(y, R * C, 7.0f), "softcap -1: status %d", rc);
+}
+
 int main(void) {
     test_philox_kat();
     test_forward_eval();
@@ -663,6 +716,7 @@ int main(void) {
     test_dropout_apply();
     test_errors();
     test_sink();
+    test_softcap();
     printf("C test: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
