@@ -264,6 +264,7 @@ pub fn check_with(input: &BackwardInput, tamper: Tamper<'_>) {
         cols: &cols,
         bias: bias.as_deref(),
         sink,
+        cap: 0.0,
         tamper,
     };
     let ops = Ops {

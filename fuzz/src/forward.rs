@@ -260,6 +260,9 @@ fuzz_struct! {
         pub data: Fill,
         /// The attention sink logit (`with_sink`); none (`-inf`) when left out.
         pub sink: Option<Val>,
+        /// The soft-cap (`with_softcap`): refused unless finite and positive; none when left
+        /// out.
+        pub softcap: Option<Val>,
     }
 }
 
@@ -528,6 +531,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) bias: Option<&'a [f32]>,
     /// The sink logit, `-inf` for none.
     pub(crate) sink: f32,
+    /// The soft-cap `c`, 0 for none.
+    pub(crate) cap: f32,
     pub(crate) tamper: Tamper<'a>,
 }
 
@@ -540,7 +545,7 @@ impl Ctx<'_> {
             Cols::Bits(b) => format!("{} bytes of bits", b.len()),
         };
         format!(
-            "n={} scale={:?} train={:?} row={} band={:?} cols={} bias_len={:?} sink={:?}",
+            "n={} scale={:?} train={:?} row={} band={:?} cols={} bias_len={:?} sink={:?} cap={:?}",
             self.n,
             self.scale,
             self.train
@@ -550,6 +555,7 @@ impl Ctx<'_> {
             cols,
             self.bias.map(<[f32]>::len),
             self.sink,
+            self.cap,
         )
     }
 
@@ -584,6 +590,9 @@ pub(crate) struct Expect {
     pub(crate) z: Vec<f32>,
     pub(crate) visible: Vec<bool>,
     pub(crate) kind: Kind,
+    /// How far the kernels' scores may lie from `z` (absolute; 0 without a soft-cap, where they
+    /// are bit-identical).
+    pub(crate) zerr: f64,
 }
 
 /// The model of row `i` of a call on logits `x`, written from the crate docs.
@@ -598,6 +607,12 @@ pub(crate) fn model(ctx: &Ctx<'_>, x: &[f32], i: usize) -> Expect {
             let b = ctx.bias.map(|b| b[j]);
             if !visible[j] || x == f32::NEG_INFINITY || b == Some(f32::NEG_INFINITY) {
                 f32::NEG_INFINITY
+            } else if ctx.cap != 0.0 {
+                // The capped score: the kernel's f32 argument, `c tanh` exactly, rounded once,
+                // then the bias added in f32 as the kernel does.
+                let a = x * (ctx.scale / ctx.cap);
+                let zc = (f64::from(ctx.cap) * f64::from(a).tanh()) as f32;
+                b.map_or(zc, |b| zc + b)
             } else {
                 // IEEE multiply then add; no bias: no add (so -0.0 stays -0.0).
                 let sx = ctx.scale * x;
@@ -629,7 +644,23 @@ pub(crate) fn model(ctx: &Ctx<'_>, x: &[f32], i: usize) -> Expect {
             }
         }
     };
-    Expect { z, visible, kind }
+    // How far a capped score may lie from the model's: the `tanh`'s error and two roundings,
+    // times `c`, and one ulp of the score where the bias's addition rounds the two apart.
+    let zerr = if ctx.cap == 0.0 {
+        0.0
+    } else {
+        let zmax = z
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, |a, v| a.max(f64::from(v.abs())));
+        f64::from(ctx.cap) * (f64::from(dropmax::MAX_TANH_REL_ERROR) + 2.0 * U24) + 2.0 * U24 * zmax
+    };
+    Expect {
+        z,
+        visible,
+        kind,
+        zerr,
+    }
 }
 
 /// The documented relative term for a row of `visible` columns.
@@ -658,7 +689,10 @@ pub(crate) fn exact_and_bound(ctx: &Ctx<'_>, e: &Expect, row: u64, j: usize) -> 
     } else {
         0.0
     };
-    (y, (rel(visible) + d.abs() * U24) * y + abs)
+    // A capped score is within `cap_err` of the model's, which moves `Y_j` by up to twice that,
+    // relatively (its own exponent and the sum's).
+    let cap = 2.0 * e.zerr + 4.0 * e.zerr * e.zerr;
+    (y, (rel(visible) + d.abs() * U24 + cap) * y + abs)
 }
 
 /// The model checks of one output row `y` with statistics `st` (row id `row`).
@@ -710,10 +744,13 @@ fn check_output(ctx: &Ctx<'_>, e: &Expect, row: u64, y: &[f32], st: RowStats, wh
             }
         }
         Kind::Ordinary { m, s, visible } => {
-            if st.max != m {
+            let cap = e.zerr;
+            if (ctx.cap == 0.0 && st.max != m)
+                || (f64::from(st.max) - f64::from(m)).abs() > cap + 2.0 * U24 * f64::from(m).abs()
+            {
                 fail(format!("max {:?}, want {m:?}", st.max));
             }
-            let sum_tol = (rel(visible) + 87.4 * U24) * s;
+            let sum_tol = (rel(visible) + 87.4 * U24 + 3.0 * cap + 9.0 * cap * cap) * s;
             if (f64::from(st.sum) - s).abs() > sum_tol {
                 fail(format!("sum {:?}, exact {s:?}", st.sum));
             }
@@ -733,7 +770,11 @@ fn check_output(ctx: &Ctx<'_>, e: &Expect, row: u64, y: &[f32], st: RowStats, wh
                 if v != 0.0 && (z == f32::NEG_INFINITY || !kept) {
                     fail(format!("column {j} is {v:?} but z = {z:?}, kept = {kept}"));
                 }
-                if v == 0.0 && kept && z > f32::NEG_INFINITY && z - m >= -87.0 {
+                if v == 0.0
+                    && kept
+                    && z > f32::NEG_INFINITY
+                    && f64::from(z - m) >= -87.0 + 4.0 * cap
+                {
                     fail(format!("column {j} is 0 but kept with z - m = {:?}", z - m));
                 }
                 let (exact, bound) = exact_and_bound(ctx, e, row, j);
@@ -770,16 +811,23 @@ fn check_against_scalar(
 ) {
     let fail = |msg: String| -> ! { panic!("{what} vs scalar: {msg}\n  {}", ctx.describe()) };
     match e.kind {
-        Kind::Ordinary { m: _, s, visible } => {
-            if gs.max != ws.max {
+        Kind::Ordinary { m, s, visible } => {
+            // With a cap the tables' `tanh`s differ within their bound: so do the maxima, and
+            // zeros may differ where `z - m` is within that of the flush to 0 at -87.34.
+            let cap = e.zerr;
+            if (ctx.cap == 0.0 && gs.max != ws.max)
+                || (f64::from(gs.max) - f64::from(ws.max)).abs()
+                    > 2.0 * cap + 4.0 * U24 * f64::from(m).abs()
+            {
                 fail(format!("max {:?} vs {:?}", gs.max, ws.max));
             }
-            let sum_tol = 2.0 * (rel(visible) + 87.4 * U24) * s;
+            let sum_tol = 2.0 * (rel(visible) + 87.4 * U24 + 3.0 * cap + 9.0 * cap * cap) * s;
             if (f64::from(gs.sum) - f64::from(ws.sum)).abs() > sum_tol {
                 fail(format!("sum {:?} vs {:?}", gs.sum, ws.sum));
             }
             for j in 0..w.len() {
-                if (w[j] == 0.0) != (g[j] == 0.0) {
+                let near_cutoff = f64::from(e.z[j] - m) < -87.0 + 4.0 * cap;
+                if (w[j] == 0.0) != (g[j] == 0.0) && !(ctx.cap != 0.0 && near_cutoff) {
                     fail(format!(
                         "column {j}: zeros differ ({:?} vs {:?})",
                         g[j], w[j]
@@ -905,6 +953,7 @@ pub fn check_with(input: &ForwardInput, tamper: Tamper<'_>) {
         cols: &cols,
         bias: bias.as_deref(),
         sink: input.sink.as_ref().map_or(f32::NEG_INFINITY, val),
+        cap: input.softcap.as_ref().map_or(0.0, val),
         tamper,
     };
 
@@ -930,6 +979,38 @@ pub fn check_with(input: &ForwardInput, tamper: Tamper<'_>) {
     let mut op = base
         .with_mask(band.mask(&input.mask.band, 0, &cols))
         .with_sink(ctx.sink);
+    if input.softcap.is_some() {
+        match op.with_softcap(ctx.cap) {
+            Ok(capped) => {
+                assert!(
+                    ctx.cap.is_finite() && ctx.cap > 0.0,
+                    "cap {:?} accepted",
+                    ctx.cap
+                );
+                // Where `c tanh(.) + b` can reach f32's overflow, whether a score rounds to
+                // `+inf` depends on the last bit of the `tanh`, which the model (within the
+                // bound, not bit for bit) cannot say: such inputs are left to the no-panic
+                // check of the calls below with the cap's extremes tested elsewhere.
+                let huge = 2f32.powi(100);
+                if ctx.cap > huge || ctx.bias.is_some_and(|b| b.iter().any(|v| v.abs() > huge)) {
+                    let mut y = vec![0.0; ctx.n];
+                    let x = logits(&input.data, 0, ctx.n);
+                    let _ = capped.forward(ctx.row, &x[..ctx.n], &mut y);
+                    return;
+                }
+                op = capped;
+            }
+            Err(e) => {
+                assert!(
+                    !(ctx.cap.is_finite() && ctx.cap > 0.0),
+                    "cap {:?} refused",
+                    ctx.cap
+                );
+                assert_eq!(e, Error::InvalidSoftcap);
+                return;
+            }
+        }
+    }
     if let Some(b) = ctx.bias {
         op = op.with_bias(b);
     }
