@@ -92,8 +92,8 @@
 //! joining a compensated (Kahan) total, so a row dominated by one term, where a plain `f32` total
 //! would lose the same fraction of an ulp at every block, stays within the bound too (a fuzz case
 //! in `tests/data/fuzz/forward/` pins it). With a soft-cap `c`, the reference is the exact
-//! `c tanh(s x_j / c) + b_j`, and the bound gains `2 (u_T + 3 2^-24) c` relative, `u_T` the
-//! vector `tanh`'s [`MAX_TANH_REL_ERROR`].
+//! `c tanh(s x_j / c) + b_j`, and the bound gains `2 ((u_T + 3u) c + u max_k |b_k|)` relative
+//! (`u = 2^-24`, `u_T` the vector `tanh`'s [`MAX_TANH_REL_ERROR`]).
 //!
 //! What is bit-identical across kernel variants, lane widths and builds (baseline, x86-64-v3,
 //! native; checked against committed digests in every CI build): every keep decision, hence

@@ -151,9 +151,9 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     /// `tanh` (relative error at most [`MAX_TANH_REL_ERROR`](crate::MAX_TANH_REL_ERROR)). A
     /// `+inf` logit caps to `c` (to `-c` for a negative scale); a `-inf` logit stays a masked
     /// column, as without the cap; NaN stays NaN (a NaN row). The statistics describe the capped
-    /// scores. Error of `Y_j`: the row's bound with `|z_j - m|` as usual, plus
-    /// `2 (u_T + 3 u) c` relative (`u = 2^-24`, `u_T` the `tanh` bound), from the capped scores'
-    /// own rounding. Cost: one `tanh` (a polynomial, an exponential and a division) per visible
+    /// scores. Error of `Y_j` against the exact formula: the row's bound with `|z_j - m|` as
+    /// usual, plus `2 ((u_T + 3 u) c + u max_k |b_k|)` relative (`u = 2^-24`, `u_T` the `tanh`
+    /// bound), from the capped scores' own rounding. Cost: one `tanh` (a polynomial, an exponential and a division) per visible
     /// element, on every kernel; the plain and in-register paths are not used with a cap.
     ///
     /// The backward pass multiplies `dx_j` by the cap's derivative `1 - ((z_j - b_j) / c)^2`, so

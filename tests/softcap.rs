@@ -1,6 +1,6 @@
 //! Logit soft-capping (`SoftmaxDropout::with_softcap`): `z_j = c tanh(s x_j / c) + b_j`. Checked
 //! on every kernel variant against the exact (`f64`) formula, within the documented bound (the
-//! row's bound plus `2 (u_T + 3u) c` relative); the special values; the backward pass against
+//! row's bound plus `2 ((u_T + 3u) c + u max |b|)` relative); the special values; the backward pass against
 //! the exact gradient through the cap and against central differences of the exact loss; the
 //! saved-`P` backward refused; split rows; invalid caps refused.
 
@@ -15,9 +15,10 @@ use dropmax::{
 const KEY: DropoutKey = DropoutKey::new(0x0C0F_FEE0_0000_0007, 11);
 const U: f64 = 1.0 / 16_777_216.0;
 
-/// The extra relative error a cap `c` allows (the docs' `2 (u_T + 3u) c`).
+/// The extra relative error a cap `c` allows (the docs' `2 ((u_T + 3u) c + u max |b|)`; the
+/// bias here stays below 2, under `c`, so its term is folded in as one more `u c`).
 fn cap_rel(c: f32) -> f64 {
-    2.0 * (f64::from(MAX_TANH_REL_ERROR) + 3.0 * U) * f64::from(c)
+    2.0 * (f64::from(MAX_TANH_REL_ERROR) + 4.0 * U) * f64::from(c)
 }
 
 /// The exact capped scores of a row (`-inf` for excluded columns), in `f64`.
