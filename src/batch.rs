@@ -263,8 +263,8 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
     /// layout) with its statistics, one per row, dense as [`forward`](Self::forward) writes them.
     ///
     /// # Errors
-    /// As [`forward`](Self::forward), for `dy`, `dx`, the saved `P` or logits and the statistics.
-    /// Nothing is written on error.
+    /// As [`forward`](Self::forward), for `dy`, `dx`, the saved `P` or logits and the statistics;
+    /// [`Error::LogitsRequired`] for saved `P` with a soft-cap. Nothing is written on error.
     pub fn backward(
         &self,
         first_row: u64,
@@ -461,6 +461,13 @@ impl<'a, K: RowKernel> AttentionBatch<'a, K> {
         let s = self.shape;
         let (q, k) = (s.q_len, s.k_len);
         let dense = s.row_stride == k && k > 0;
+        // No rows: every head's gradient is 0 (and no loop over heads of empty batches).
+        if s.rows() == Some(0) {
+            if let Some((_, dsinks)) = sink {
+                dsinks.fill(0.0);
+            }
+            return Ok(());
+        }
         for h in 0..s.heads {
             let mut total = 0.0f64;
             for b in 0..s.batch {

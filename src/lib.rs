@@ -101,7 +101,10 @@
 //! statistics; [`Dropout::apply`]'s outputs (one multiply per kept element); and any split of a
 //! matrix into rows or row ranges, in place or not, for a given variant and build. What is only
 //! within the bound: the values of ordinary rows across variants or builds (FMA or not, lane
-//! count and summation order differ).
+//! count and summation order differ). With a soft-cap the scores themselves differ across
+//! variants within the `tanh`'s bound, so two variants' zeros may differ where `z_j - m` lies
+//! that close to the flush at -87.34, and a score that `+ b_j` takes to `f32` overflow may be
+//! `+inf` on one variant only; keep decisions stay bit-identical.
 //!
 //! ## Dropout and the mask layout
 //!

@@ -146,7 +146,7 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     /// z_j = c * tanh(scale * x_j / c) + b_j        (visible j; -inf when x_j or b_j is -inf)
     /// ```
     ///
-    /// the cap applied to the scaled logit, before the bias and the mask, so `|z_j - b_j| < c`.
+    /// the cap applied to the scaled logit, before the bias and the mask, so `|z_j - b_j| <= c`.
     /// Computed as `fl(c * T(fl(x_j * fl(scale / c))))` (then `+ b_j`), `T` the kernels' vector
     /// `tanh` (relative error at most [`MAX_TANH_REL_ERROR`](crate::MAX_TANH_REL_ERROR)). A
     /// `+inf` logit caps to `c` (to `-c` for a negative scale); a `-inf` logit stays a masked
@@ -156,14 +156,18 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     /// bound), from the capped scores' own rounding. Cost: one `tanh` (a polynomial, an exponential and a division) per visible
     /// element, on every kernel; the plain and in-register paths are not used with a cap.
     ///
-    /// The backward pass multiplies `dx_j` by the cap's derivative `1 - ((z_j - b_j) / c)^2`, so
-    /// it needs the logits: [`Probabilities::Recompute`] (saved `P` is
+    /// The backward pass multiplies `dx_j` by the cap's derivative
+    /// `1 - ((z_j - b_j) / c)^2 = sech^2(scale x_j / c)` (computed as `4 e / (1 + e)^2`,
+    /// `e = exp(-2 |scale x_j / c|)`, without cancellation where the cap saturates), so it needs
+    /// the logits: [`Probabilities::Recompute`] (saved `P` is
     /// [`Error::LogitsRequired`]).
     ///
     /// # Errors
-    /// [`Error::InvalidSoftcap`] unless `c` is finite and positive.
+    /// [`Error::InvalidSoftcap`] unless `c` is finite and positive and `scale / c` finite (a
+    /// subnormal cap with a large scale overflows it).
     pub fn with_softcap(self, c: f32) -> Result<Self, Error> {
-        if !(c.is_finite() && c > 0.0) {
+        // `scale / c` must be finite too: an infinite one would make `0 * inf` of a zero logit.
+        if !(c.is_finite() && c > 0.0 && (self.scale / c).is_finite()) {
             return Err(Error::InvalidSoftcap);
         }
         Ok(Self { cap: c, ..self })
@@ -360,14 +364,16 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     /// with the same row id, key, mask, bias and scale as the forward. The dropout mask is
     /// regenerated from the key, never stored; `P` is either saved by the caller or recomputed
     /// from the logits and the forward's [`RowStats`] (see [`Probabilities`]). The gradient with
-    /// respect to an additive bias is `dx_j / scale` (with a soft-cap, `dx_j / (scale (1 - t_j^2))`, see [`with_softcap`](Self::with_softcap)). Cost: two passes over the row (plus one
-    /// exponential per element when recomputing), the keep bits generated once for rows up to
-    /// 4096 columns.
+    /// respect to an additive bias is `dx_j / scale` without a soft-cap; with one
+    /// ([`with_softcap`](Self::with_softcap)) it is `P_j (G_j - sum_k P_k G_k)`, which `dx` holds
+    /// multiplied by `scale (1 - t_j^2)`. Cost: two passes over the row (plus one exponential per
+    /// element when recomputing, and one more pass with a cap), the keep bits generated once for
+    /// rows up to 4096 columns.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] if `dy`, `dx`, the saved `P` or logits, the bias or the column
-    /// mask differ in length; [`Error::RowTooLong`] as for [`forward`](Self::forward). Nothing
-    /// is written.
+    /// mask differ in length; [`Error::RowTooLong`] as for [`forward`](Self::forward);
+    /// [`Error::LogitsRequired`] for saved `P` with a soft-cap. Nothing is written.
     pub fn backward(
         &self,
         row: u64,
@@ -423,9 +429,9 @@ impl<'a, K: RowKernel> SoftmaxDropout<'a, K> {
     /// with `(m, S)` the forward's `stats` of this row (which include the sink). Derivation:
     /// `P_j = exp(z_j) / (exp(sink) + sum_k exp(z_k))`, so `dP_j/dsink = -P_j P_sink`; the sink
     /// has no output of its own, and `Y_j` depends on the sink only through `P_j`, so
-    /// `dL/dsink = sum_j G_j dP_j/dsink`. (Equivalently `-sum_j dx_j / scale`, as the softmax
-    /// is unchanged when every score and the sink move together; that form cancels where
-    /// `P_sink` is small, this one does not.) The sum `sum_j P_j G_j` is the one `dx` uses;
+    /// `dL/dsink = sum_j G_j dP_j/dsink`. (Without a soft-cap, equivalently
+    /// `-sum_j dx_j / scale`, as the softmax is unchanged when every score and the sink move
+    /// together; that form cancels where `P_sink` is small, this one does not.) The sum `sum_j P_j G_j` is the one `dx` uses;
     /// error: that of `dx` (a few ulp relative to `|P_sink| sum_j |P_j G_j|`) plus one `expf`.
     /// Without a sink (`-inf`) it is 0; NaN statistics or a NaN sink give NaN.
     ///

@@ -15,7 +15,7 @@
 //! `±1`; NaN gives NaN. Measured over every `f32`: see [`MAX_REL_ERROR`]; the unit tests sample
 //! every 613th `f32` of either sign on every table.
 //!
-//! The scalar kernel, the crate's reference, is to take [`tanh_scalar`]: the same polynomial
+//! The scalar kernel, the crate's reference, takes [`tanh_scalar`]: the same polynomial
 //! without FMA, and `libm::expf` as for its exponential; within the same bound.
 
 use crate::exp::exp_rr2_p5;

@@ -185,6 +185,11 @@ fn invalid_caps_are_refused() {
         );
     }
     assert!(op.with_softcap(f32::MIN_POSITIVE).is_ok());
+    // `scale / c` overflows: refused (a zero logit would give `0 * inf`).
+    assert_eq!(op.with_softcap(1e-45).err(), Some(Error::InvalidSoftcap));
+    let big = SoftmaxDropout::eval(1e30).unwrap();
+    assert_eq!(big.with_softcap(1e-10).err(), Some(Error::InvalidSoftcap));
+    assert!(big.with_softcap(1.0).is_ok());
 }
 
 /// The exact gradient of `L = sum_j dy_j Y_j` through the cap:
@@ -200,8 +205,9 @@ fn exact_grad(x: &[f32], dy: &[f32], s: f32, c: f32, kept: &[f64]) -> Vec<f64> {
     let dot: f64 = p.iter().zip(&g).map(|(p, g)| p * g).sum();
     (0..x.len())
         .map(|j| {
-            let t = (f64::from(s) * f64::from(x[j]) / f64::from(c)).tanh();
-            f64::from(s) * (1.0 - t * t) * p[j] * (g[j] - dot)
+            // 1 - t^2 as sech^2: no cancellation in f64 either where `t` nears 1.
+            let a = f64::from(s) * f64::from(x[j]) / f64::from(c);
+            f64::from(s) / a.cosh().powi(2) * p[j] * (g[j] - dot)
         })
         .collect()
 }
@@ -218,7 +224,8 @@ fn backward_through_the_cap() {
             let rows = 2;
             let x = row(&mut r, rows * n, -30.0, 30.0);
             let dy = row(&mut r, rows * n, -1.0, 1.0);
-            for (c, s, train) in [(10.0f32, 0.8f32, false), (30.0, -1.2, true)] {
+            // (c = 2: `s x / c` reaches 15, where `1 - t^2` computed from `t` would cancel.)
+            for (c, s, train) in [(10.0f32, 0.8f32, false), (30.0, -1.2, true), (2.0, 1.0, false)] {
                 let base = if train {
                     SoftmaxDropout::train(s, d, KEY).unwrap()
                 } else {
@@ -252,9 +259,12 @@ fn backward_through_the_cap() {
                     for j in 0..n {
                         let t = (f64::from(s) * f64::from(x[i * n + j]) / f64::from(c)).tanh();
                         // |dx| <= |s| (1 - t^2) P (|G| + |dot|): relative 1e-5 + the cap's
-                        // term of that scale, plus the derivative's own error (a few ulp of t^2).
+                        // term of that scale (the derivative itself is accurate to a few ulp:
+                        // relative, even where `1 - t^2` is tiny).
                         let scale = f64::from(s.abs()) * pr[j] * 2.0 * gmax;
-                        let tol = (1e-5 + 2.0 * cap_rel(c)) * (1.0 - t * t) * scale + 8.0 * U * scale + 1e-30;
+                        let sech2 = 1.0 / (f64::from(s) * f64::from(x[i * n + j]) / f64::from(c)).cosh().powi(2);
+                        let _ = t;
+                        let tol = (1e-5 + 2.0 * cap_rel(c) + 16.0 * U) * sech2 * scale + 1e-37;
                         let v = f64::from(dx[i * n + j]);
                         assert!(
                             (v - want[j]).abs() <= tol,
@@ -309,6 +319,45 @@ fn backward_through_the_cap() {
             g[j]
         );
     }
+}
+
+/// A column the bias masks (`-inf`) has no gradient even when its logit is NaN, with a cap as
+/// without; the other columns within the bound of the exact gradient (the bias moves `P`, not
+/// the cap's derivative).
+#[test]
+fn masked_columns_have_no_gradient_through_the_cap() {
+    let mut r = rng(93);
+    let (s, c) = (0.9f32, 3.0f32);
+    for_each_kernel!(K => {
+        for n in [9usize, 40, 130] {
+            let mut x = row(&mut r, n, -10.0, 10.0);
+            let mut bias = row(&mut r, n, -1.0, 1.0);
+            bias[3] = f32::NEG_INFINITY;
+            x[3] = f32::NAN;
+            let dy = row(&mut r, n, -1.0, 1.0);
+            let op = SoftmaxDropout::eval(s).unwrap().with_kernel::<K>().with_bias(&bias);
+            let op = op.with_softcap(c).unwrap().with_mask(Mask::causal(n - 3));
+            let mut p = vec![0.0; n];
+            let st = op.forward(0, &x, &mut p).unwrap();
+            let mut dx = vec![f32::NAN; n];
+            let probs = Probabilities::Recompute { logits: &x, stats: st };
+            op.backward(0, probs, &dy, &mut dx).unwrap();
+            let visible = |j: usize| j <= n - 3;
+            let z = capped(&x, Some(&bias), s, c, visible);
+            let (pr, _, _) = softmax(&z);
+            let dot: f64 = (0..n).filter(|&j| pr[j] > 0.0).map(|j| pr[j] * f64::from(dy[j])).sum();
+            for j in 0..n {
+                if z[j] == f64::NEG_INFINITY {
+                    assert_eq!(dx[j], 0.0, "{} n={n}: masked column {j} is {}", K::NAME, dx[j]);
+                    continue;
+                }
+                let a = f64::from(s) * f64::from(x[j]) / f64::from(c);
+                let want = f64::from(s) / a.cosh().powi(2) * pr[j] * (f64::from(dy[j]) - dot);
+                let tol = 1e-4 * f64::from(s) * pr[j] * 2.0 + 1e-30;
+                assert!((f64::from(dx[j]) - want).abs() <= tol, "{} n={n} column {j}: {} against {want}", K::NAME, dx[j]);
+            }
+        }
+    });
 }
 
 /// A split row with a cap: the chunks' merged statistics and finished values are the unsplit

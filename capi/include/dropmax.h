@@ -18,8 +18,12 @@
  *     too: their contents are ignored and overwritten), valid for reading (const) or reading
  *     and writing (non-const) for the duration of the call; no other thread may write an input,
  *     or access an output, during the call;
- *   - optional struct pointers (DropmaxDropout, DropmaxMask) are NULL or point to one
- *     initialized struct.
+ *   - optional struct pointers (DropmaxDropout, DropmaxMask, DropmaxOptions) are NULL or point
+ *     to one initialized struct; an optional single output (dsink) is NULL or points to one
+ *     float, initialized like every output.
+ *
+ * Version 0.x: signatures may change between releases (0.1 added the `options` argument of the
+ * forward and backward functions and `dsink`); rebuild against the header you link.
  * The library checks what it can and reports it: NULL with a non-zero count (DROPMAX_ERR_NULL),
  * a pointer misaligned for its type (DROPMAX_ERR_ALIGNMENT), a count whose byte size overflows
  * (DROPMAX_ERR_LENGTH), an output overlapping another buffer of the call (DROPMAX_ERR_OVERLAP;

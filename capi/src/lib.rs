@@ -948,10 +948,11 @@ unsafe fn backward(
         };
         let ds = optional_region(dsink.cast_const())?;
         disjoint(&[out, ds], &[p, g, st, d, m, o, b])?;
-        // SAFETY: every pointer passed the checks of `Region::new` and `dx` overlaps no input
-        // (`disjoint`); the caller guarantees the rest of the header's buffer contract: each
-        // non-NULL pointer with a non-zero count points to that many initialized elements,
-        // inputs are not written and `dx` not otherwise accessed during the call.
+        // SAFETY: every pointer passed the checks of `Region::new` and the outputs `dx` and
+        // `dsink` (NULL: an empty slice) overlap each other and no input (`disjoint`); the caller
+        // guarantees the rest of the header's buffer contract: each non-NULL pointer with a
+        // non-zero count points to that many initialized elements (a non-NULL `dsink` to one
+        // float), inputs are not written and outputs not otherwise accessed during the call.
         let (config, probs, stats, dy, dx, dsink) = unsafe {
             (
                 raw.get(has_bias),

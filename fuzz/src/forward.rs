@@ -980,13 +980,11 @@ pub fn check_with(input: &ForwardInput, tamper: Tamper<'_>) {
         .with_mask(band.mask(&input.mask.band, 0, &cols))
         .with_sink(ctx.sink);
     if input.softcap.is_some() {
+        // The documented condition: finite, positive, and `scale / c` finite.
+        let valid_cap = ctx.cap.is_finite() && ctx.cap > 0.0 && (scale / ctx.cap).is_finite();
         match op.with_softcap(ctx.cap) {
             Ok(capped) => {
-                assert!(
-                    ctx.cap.is_finite() && ctx.cap > 0.0,
-                    "cap {:?} accepted",
-                    ctx.cap
-                );
+                assert!(valid_cap, "cap {:?} accepted", ctx.cap);
                 // Where `c tanh(.) + b` can reach f32's overflow, whether a score rounds to
                 // `+inf` depends on the last bit of the `tanh`, which the model (within the
                 // bound, not bit for bit) cannot say: such inputs are left to the no-panic
@@ -1001,11 +999,7 @@ pub fn check_with(input: &ForwardInput, tamper: Tamper<'_>) {
                 op = capped;
             }
             Err(e) => {
-                assert!(
-                    !(ctx.cap.is_finite() && ctx.cap > 0.0),
-                    "cap {:?} refused",
-                    ctx.cap
-                );
+                assert!(!valid_cap, "cap {:?} refused", ctx.cap);
                 assert_eq!(e, Error::InvalidSoftcap);
                 return;
             }

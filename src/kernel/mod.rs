@@ -309,8 +309,8 @@ pub(crate) mod sealed {
             plan: Option<&DropPlan>,
             scale: f32,
         ) -> f32;
-        /// The soft-cap's chain rule: `dx[j] *= 1 - t_j^2`, `t_j = tanh(x[j] * s_over_c)` as
-        /// the forward computes it, for `j` in `lo..hi` (`x` covers `dx`).
+        /// The soft-cap's chain rule: `dx[j] *= 1 - t_j^2 = sech^2(x[j] * s_over_c)` for `j` in
+        /// `lo..hi` where `dx[j] != 0` (zeros stay, whatever `x[j]` holds); `x` covers `dx`.
         fn cap_grad(x: &[f32], dx: &mut [f32], lo: usize, hi: usize, s_over_c: f32);
     }
 }

@@ -132,8 +132,11 @@ impl Passes for Scalar {
             let (Some(&x), Some(d)) = (x.get(j), dx.get_mut(j)) else {
                 return;
             };
-            let t = tanh_scalar(x * s_over_c);
-            *d *= 1.0 - t * t;
+            if *d != 0.0 {
+                // sech^2 a = 4 e / (1 + e)^2, e = exp(-2 |a|): no cancellation near |t| = 1.
+                let e = libm::expf(-2.0 * (x * s_over_c).abs());
+                *d *= 4.0 * e / ((1.0 + e) * (1.0 + e));
+            }
         }
     }
 
