@@ -347,17 +347,7 @@ fn the_sink_gradient_is_the_derivative_of_the_loss() {
                         // The reference: central differences of the exact loss.
                         let z: Vec<f64> = x[at.clone()].iter().map(|&v| f64::from(SCALE * v)).collect();
                         let dyr: Vec<f64> = dy[at.clone()].iter().map(|&v| f64::from(v)).collect();
-                        let kept: Vec<f64> = (0..n)
-                            .map(|j| {
-                                if !training {
-                                    1.0
-                                } else if keep(&d, KEY, i as u64, j as u32) {
-                                    1.0 / d.keep_probability()
-                                } else {
-                                    0.0
-                                }
-                            })
-                            .collect();
+                        let kept = kept_factors(training.then_some((&d, KEY)), i as u64, n);
                         let h = 1e-4;
                         let s0 = f64::from(sink);
                         let want = (loss(&z, s0 + h, &dyr, &kept) - loss(&z, s0 - h, &dyr, &kept))

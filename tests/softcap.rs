@@ -241,17 +241,7 @@ fn backward_through_the_cap() {
                 op.backward_rows(0, n, probs, &dy, &mut dx).unwrap();
                 for i in 0..rows {
                     let at = i * n..(i + 1) * n;
-                    let kept: Vec<f64> = (0..n)
-                        .map(|j| {
-                            if !train {
-                                1.0
-                            } else if keep(&d, KEY, i as u64, j as u32) {
-                                1.0 / d.keep_probability()
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
+                    let kept = kept_factors(train.then_some((&d, KEY)), i as u64, n);
                     let want = exact_grad(&x[at.clone()], &dy[at.clone()], s, c, &kept);
                     let z = capped(&x[at.clone()], None, s, c, |_| true);
                     let (pr, _, _) = softmax(&z);

@@ -6,27 +6,21 @@ use crate::dropout::{main_byte, tie_break};
 use crate::exp::CUTOFF;
 use crate::tanh::tanh_scalar;
 
-/// `z_j` for one column: the definition every variant reproduces bit for bit.
+/// `z_j` for one column: the definition every variant reproduces, bit for bit without a soft-cap
+/// (`cap == 0`), within the `tanh`'s bound with one: `s * x` or `c * tanh(x * fl(s / c))`, then
+/// `+ b`; `-inf` where excluded.
 #[inline(always)]
-pub(crate) fn score(scale: f32, x: f32, b: Option<f32>, visible: bool) -> f32 {
+pub(crate) fn score(scale: f32, cap: f32, x: f32, b: Option<f32>, visible: bool) -> f32 {
     let b_val = b.unwrap_or(0.0);
     if !visible || x == f32::NEG_INFINITY || b_val == f32::NEG_INFINITY {
         return f32::NEG_INFINITY;
     }
-    let sx = scale * x;
+    let sx = if cap == 0.0 {
+        scale * x
+    } else {
+        cap * tanh_scalar(x * (scale / cap))
+    };
     if b.is_some() { sx + b_val } else { sx }
-}
-
-/// `z_j` for one column with a soft-cap `c` (`s_over_c = fl(s / c)`): `c * tanh(x * s_over_c)`
-/// (`+ b`), `-inf` where excluded, as [`score`].
-#[inline(always)]
-fn capped_score(s_over_c: f32, c: f32, x: f32, b: Option<f32>, visible: bool) -> f32 {
-    let b_val = b.unwrap_or(0.0);
-    if !visible || x == f32::NEG_INFINITY || b_val == f32::NEG_INFINITY {
-        return f32::NEG_INFINITY;
-    }
-    let z = c * tanh_scalar(x * s_over_c);
-    if b.is_some() { z + b_val } else { z }
 }
 
 impl Passes for Scalar {
@@ -45,11 +39,7 @@ impl Passes for Scalar {
             }
             .unwrap_or(f32::NEG_INFINITY);
             let b = sc.bias.and_then(|b| b.get(j).copied());
-            let z = if sc.cap != 0.0 {
-                capped_score(sc.scale / sc.cap, sc.cap, x, b, sc.columns.visible(j))
-            } else {
-                score(sc.scale, x, b, sc.columns.visible(j))
-            };
+            let z = score(sc.scale, sc.cap, x, b, sc.columns.visible(j));
             nan |= z.is_nan();
             m = m.max(z);
             if let Some(d) = dst.get_mut(j) {

@@ -226,7 +226,7 @@ pub(crate) fn scores<const N: usize, V: F32s<N>>(
     }
 }
 
-/// One chunk of soft-capped scores, `scalar`'s `capped_score` with the vector `tanh` (so within
+/// One chunk of soft-capped scores, `scalar::score` with the vector `tanh` (so within
 /// its bound of the scalar kernel's, not bit-identical): `c * tanh(x * s_over_c) (+ b)`, `-inf`
 /// where `x` or `b` is `-inf`.
 #[inline(always)]

@@ -130,3 +130,15 @@ macro_rules! for_each_kernel {
         }
     }};
 }
+
+/// Each column's factor on `G_j = dy_j * factor` in the backward of row `row`: 1 in evaluation
+/// (`train` `None`), `1/q` where [`keep`] keeps the column, 0 where it drops it.
+pub fn kept_factors(train: Option<(&Dropout, DropoutKey)>, row: u64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|j| match train {
+            None => 1.0,
+            Some((d, key)) if keep(d, key, row, j as u32) => 1.0 / d.keep_probability(),
+            Some(_) => 0.0,
+        })
+        .collect()
+}
